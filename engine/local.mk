@@ -1,0 +1,8 @@
+# engine/local.mk - the utility layer and runtime every stage stands on.
+libsluice_a_SOURCES += \
+	engine/mem.c engine/mem.h \
+	engine/msg.c engine/msg.h \
+	engine/str.c engine/str.h \
+	engine/blob.c engine/blob.h \
+	engine/timeutil.c engine/timeutil.h
+noinst_HEADERS += engine/param.h engine/params.def

@@ -1,0 +1,2 @@
+# stages/local.mk - receive, cleanup, rewrite, delivery and notice stages.
+noinst_HEADERS += stages/params_receive.def stages/params_delivery.def
