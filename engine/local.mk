@@ -4,5 +4,7 @@ libsluice_a_SOURCES += \
 	engine/msg.c engine/msg.h \
 	engine/str.c engine/str.h \
 	engine/blob.c engine/blob.h \
-	engine/timeutil.c engine/timeutil.h
+	engine/timeutil.c engine/timeutil.h \
+	engine/param.c
 noinst_HEADERS += engine/param.h engine/params.def
+noinst_HEADERS += engine/dict.h engine/matchlist.h

@@ -1,4 +1,5 @@
 # queue/local.mk - the message object, journal and queue manager.
 libsluice_a_SOURCES += \
-	queue/message.c queue/message.h
+	queue/message.c queue/message.h \
+	queue/queue_id.c queue/queue_id.h
 noinst_HEADERS += queue/params.def

@@ -1,2 +1,3 @@
 # stages/local.mk - receive, cleanup, rewrite, delivery and notice stages.
 noinst_HEADERS += stages/params_receive.def stages/params_delivery.def
+noinst_HEADERS += stages/delivery.h

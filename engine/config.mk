@@ -1,0 +1,1 @@
+# engine/config.mk - see the folder's local.mk

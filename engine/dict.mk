@@ -1,0 +1,1 @@
+# engine/dict.mk - see the folder's local.mk

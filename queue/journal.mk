@@ -1,0 +1,1 @@
+# queue/journal.mk - see the folder's local.mk

@@ -1,0 +1,1 @@
+# stages/smtp.mk - see the folder's local.mk

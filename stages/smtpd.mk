@@ -1,0 +1,1 @@
+# stages/smtpd.mk - see the folder's local.mk
