@@ -5,6 +5,9 @@ libsluice_a_SOURCES += \
 	engine/str.c engine/str.h \
 	engine/blob.c engine/blob.h \
 	engine/timeutil.c engine/timeutil.h \
-	engine/param.c
+	engine/param.c \
+	engine/squeue.c engine/squeue.h \
+	engine/stage.c engine/stage.h \
+	engine/maillog.c engine/maillog.h
 noinst_HEADERS += engine/param.h engine/params.def
 noinst_HEADERS += engine/dict.h engine/matchlist.h
