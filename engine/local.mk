@@ -8,6 +8,7 @@ libsluice_a_SOURCES += \
 	engine/param.c \
 	engine/squeue.c engine/squeue.h \
 	engine/stage.c engine/stage.h \
-	engine/maillog.c engine/maillog.h
+	engine/maillog.c engine/maillog.h \
+	engine/ctl.c engine/ctl.h
 noinst_HEADERS += engine/param.h engine/params.def
 noinst_HEADERS += engine/dict.h engine/matchlist.h
