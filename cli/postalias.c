@@ -1,0 +1,234 @@
+/*
+ * postalias.c - postalias(1) and newaliases(1): build, query and list
+ * alias databases, as Postfix's postalias does.
+ *
+ * Usage: postalias [-finNoprsvw] [-c config_dir] [-q key] [type:]file...
+ *        newaliases [-c config_dir]
+ * The source is in aliases(5) format (engine/aliasfile.c); names are folded
+ * to lower case (unless -f) and stored with the value as written. As
+ * Postfix does, the database also gets the entry "@" -> "@" (Sendmail's
+ * "this database is complete" marker). The build goes into a temporary
+ * file that is synced and renamed over FILE.db.
+ * newaliases (the same source built with POSTALIAS_NEWALIASES) runs
+ * postalias on every table named in alias_database (default
+ * hash:/etc/aliases), read from main.cf in the configuration directory
+ * (-c, MAIL_CONFIG, or the compiled-in one) when main.cf exists.
+ * Options and exit statuses as postmap(1) (engine/dict_cmd.h); -q - prints
+ * "key:<TAB>value", -s prints "key:<TAB>value".
+ * Diagnostics: "postalias: warning: FILE, line N: need name:value pair",
+ * "... name must be local", "FILE.db: duplicate entry: "name"".
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/aliasfile.h"
+#include "engine/config.h"
+#include "engine/dict.h"
+#include "engine/dict_cmd.h"
+#include "engine/dict_gdbm.h"
+#include "engine/dict_priv.h"
+#include "engine/mem.h"
+#include "engine/msg.h"
+#include "engine/param.h"
+
+#ifdef POSTALIAS_NEWALIASES
+#define POSTALIAS_NAME	"newaliases"
+#else
+#define POSTALIAS_NAME	"postalias"
+#endif
+
+typedef struct POSTALIAS_BUILD {
+    DICT_GDBM_BUILD *build;
+    int     fold;
+    const char *type_name;
+} POSTALIAS_BUILD;
+
+static void postalias_usage(void)
+{
+#ifdef POSTALIAS_NEWALIASES
+    msg_fatal("usage: newaliases [-c config_dir] [-v]");
+#else
+    msg_fatal("usage: postalias [-finNoprsvw] [-c config_dir] [-q key] [map_type:]file...");
+#endif
+}
+
+static void postalias_store(POSTALIAS_BUILD *pb, const char *key, const char *value)
+{
+    STR     err = STR_INIT;
+
+    if (dict_gdbm_build_add(pb->build, key, value, &err) < 0)
+	msg_fatal("table %s: write error: %s", pb->type_name, STR_DATA(&err));
+    str_release(&err);
+}
+
+static int postalias_add(const char *name, const char *value, int lineno, void *ctx)
+{
+    POSTALIAS_BUILD *pb = ctx;
+    char   *key = mem_strdup(name);
+
+    (void) lineno;
+    if (pb->fold)
+	dict_fold(key);
+    postalias_store(pb, key, value);
+    mem_free(key);
+    return 0;
+}
+
+static void postalias_build(const char *arg, int incremental, int fold, int dup_mode,
+			            int keep_root, int keep_mode)
+{
+    char   *type_name = dict_cmd_map_name(arg);
+    char   *path = strchr(type_name, ':') + 1;
+    STR     db_path = STR_INIT, err = STR_INIT;
+    POSTALIAS_BUILD pb;
+    struct stat st;
+    FILE   *fp;
+
+    if (strncmp(type_name, "hash:", 5) != 0 && strncmp(type_name, "gdbm:", 5) != 0)
+	msg_fatal("unsupported map type for this operation: %.*s",
+		  (int) (path - type_name - 1), type_name);
+    if (incremental) {
+	fp = stdin;
+    } else if ((fp = fopen(path, "re")) == NULL) {
+	msg_fatal("open %s: %m", path);
+    }
+    if (fstat(fileno(fp), &st) < 0)
+	msg_fatal("fstat %s: %m", incremental ? "stdin" : path);
+    str_printf(&db_path, "%s.db", path);
+    pb.fold = fold;
+    pb.type_name = type_name;
+    pb.build = dict_gdbm_build_open(STR_DATA(&db_path),
+				    dict_cmd_build_prepare(&st, keep_root, keep_mode),
+				    dup_mode, &err);
+    if (pb.build == NULL)
+	msg_fatal("%s", STR_DATA(&err));
+    if (incremental && dict_gdbm_build_copy(pb.build, &err) < 0) {
+	dict_gdbm_build_abort(pb.build);
+	msg_fatal("%s", STR_DATA(&err));
+    }
+    if (aliasfile_read(fp, incremental ? "stdin" : path, postalias_add, &pb) < 0) {
+	dict_gdbm_build_abort(pb.build);
+	msg_fatal("read %s: %m", incremental ? "stdin" : path);
+    }
+    /* Sendmail's completeness marker; an update replaces the old one. */
+    dict_gdbm_build_dup_mode(pb.build, DICT_GDBM_DUP_REPLACE);
+    postalias_store(&pb, "@", "@");
+    if (dict_gdbm_build_commit(pb.build, &err) < 0)
+	msg_fatal("%s", STR_DATA(&err));
+    if (!incremental)
+	fclose(fp);
+    str_release(&db_path);
+    str_release(&err);
+    mem_free(type_name);
+}
+
+/* postalias_config - main.cf, when there is one (for alias_database) */
+
+static void postalias_config(const char *opt_c)
+{
+    const char *dir = config_dir_select(opt_c);
+    STR     path = STR_INIT, err = STR_INIT;
+    CONFIG *cfg;
+
+    str_printf(&path, "%s/main.cf", dir);
+    if (access(STR_DATA(&path), F_OK) == 0) {
+	if ((cfg = config_load(dir, CONFIG_NO_WARN, &err)) == NULL)
+	    msg_fatal("%s", STR_DATA(&err));
+	config_install(cfg);
+    }
+    str_release(&path);
+    str_release(&err);
+}
+
+int     main(int argc, char **argv)
+{
+    const char *query = NULL, *opt_c = NULL;
+    int     ch, fold = 1, list = 0, incremental = 0, keep_root = 0, keep_mode = 1;
+    int     dup_mode = DICT_GDBM_DUP_WARN;
+
+    msg_progname_set(POSTALIAS_NAME);
+    umask(022);
+    while ((ch = getopt(argc, argv, "c:finNopq:rsvw")) != -1) {
+	switch (ch) {
+	case 'c':
+	    opt_c = optarg;
+	    if (setenv("MAIL_CONFIG", optarg, 1) < 0)
+		msg_fatal("out of memory");
+	    break;
+	case 'f':
+	    fold = 0;
+	    break;
+	case 'i':
+	    incremental = 1;
+	    break;
+	case 'n':
+	case 'N':
+	    break;
+	case 'o':
+	    keep_root = 1;
+	    break;
+	case 'p':
+	    keep_mode = 0;
+	    break;
+	case 'q':
+	    if (list || query)
+		msg_fatal("specify only one of -s or -q");
+	    query = optarg;
+	    break;
+	case 'r':
+	    dup_mode = DICT_GDBM_DUP_REPLACE;
+	    break;
+	case 's':
+	    if (query)
+		msg_fatal("specify only one of -s or -q");
+	    list = 1;
+	    break;
+	case 'v':
+	    msg_verbose++;
+	    break;
+	case 'w':
+	    dup_mode = DICT_GDBM_DUP_IGNORE;
+	    break;
+	default:
+	    postalias_usage();
+	}
+    }
+    postalias_config(opt_c);
+#ifdef POSTALIAS_NEWALIASES
+    if (optind != argc || query || list || incremental)
+	postalias_usage();
+    {
+	char   *spec = mem_strdup(param_str(P_ALIAS_DATABASE)), *save = NULL;
+	int     built = 0;
+
+	for (char *item = strtok_r(spec, ", \t\r\n", &save); item;
+	     item = strtok_r(NULL, ", \t\r\n", &save)) {
+	    postalias_build(item, 0, fold, dup_mode, keep_root, keep_mode);
+	    built++;
+	}
+	mem_free(spec);
+	if (msg_verbose)
+	    msg_info("%d alias database(s) built", built);
+    }
+    return 0;
+#else
+    if (optind >= argc)
+	postalias_usage();
+    int     flags = fold ? DICT_FLAG_FOLD_KEY : DICT_FLAG_NO_FOLD;
+    if (query && strcmp(query, "-") == 0)
+	return dict_cmd_queries(argv + optind, argc - optind, flags, ":\t");
+    if (query)
+	return dict_cmd_query(argv + optind, argc - optind, query, flags);
+    if (list)
+	return dict_cmd_list(argv[optind], flags, ":\t");
+    for (int n = optind; n < argc; n++)
+	postalias_build(argv[n], incremental, fold, dup_mode, keep_root, keep_mode);
+    return 0;
+#endif
+}

@@ -1,0 +1,177 @@
+/*
+ * dict_cmd.c - the query, list and build set-up parts of postmap(1) and
+ * postalias(1) (see dict_cmd.h).
+ *
+ * Threading: single-threaded commands. Diagnostics: fatal messages with
+ * exit status 2 for table errors (dict_cmd_exit).
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/dict_cmd.h"
+#include "engine/mem.h"
+#include "engine/msg.h"
+
+void    dict_cmd_exit(int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_vprintf(MSG_FATAL, fmt, ap);
+    va_end(ap);
+    exit(status);
+}
+
+char   *dict_cmd_map_name(const char *arg)
+{
+    STR     name = STR_INIT;
+
+    if (strchr(arg, ':') && arg[0] != '/')
+	str_puts(&name, arg);
+    else
+	str_printf(&name, "%s:%s", DICT_CMD_DEFAULT_TYPE, arg);
+    return str_steal(&name, NULL);
+}
+
+static DICT *dict_cmd_open(const char *map, int flags)
+{
+    STR     err = STR_INIT;
+    char   *name = dict_cmd_map_name(map);
+    DICT   *dict = dict_open(name, flags, &err);
+
+    if (dict == NULL)
+	dict_cmd_exit(DICT_CMD_EXIT_ERROR, "%s", STR_DATA(&err));
+    str_release(&err);
+    mem_free(name);
+    return dict;
+}
+
+static void dict_cmd_flush(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout))
+	dict_cmd_exit(DICT_CMD_EXIT_ERROR, "write error on standard output: %m");
+}
+
+static void dict_cmd_empty_warning(DICT *dict, const char *key)
+{
+    msg_warn("table %s: key %s: empty string result is not allowed",
+	     dict_name(dict), key);
+    msg_warn("table %s should return NO RESULT in case of NOT FOUND",
+	     dict_name(dict));
+}
+
+int     dict_cmd_query(char **maps, int count, const char *key, int flags)
+{
+    STR     value = STR_INIT;
+    int     status = DICT_CMD_EXIT_NOTFOUND;
+
+    for (int n = 0; n < count && status == DICT_CMD_EXIT_NOTFOUND; n++) {
+	DICT   *dict = dict_cmd_open(maps[n], flags);
+
+	switch (dict_lookup(dict, key, &value)) {
+	case DICT_FOUND:
+	    if (STR_LEN(&value) == 0)
+		dict_cmd_empty_warning(dict, key);
+	    printf("%s\n", STR_DATA(&value));
+	    status = DICT_CMD_EXIT_FOUND;
+	    break;
+	case DICT_ERR:
+	    dict_cmd_exit(DICT_CMD_EXIT_ERROR, "table %s: query error", dict_name(dict));
+	}
+	dict_close(dict);
+    }
+    dict_cmd_flush();
+    str_release(&value);
+    return status;
+}
+
+int     dict_cmd_queries(char **maps, int count, int flags, const char *sep)
+{
+    DICT  **dicts = mem_calloc((size_t) count, sizeof(*dicts));
+    STR     value = STR_INIT;
+    char   *line = NULL;
+    size_t  cap = 0;
+    ssize_t len;
+    int     found = 0;
+
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+	if (len > 0 && line[len - 1] == '\n')
+	    line[--len] = 0;
+	for (int n = 0; n < count; n++) {
+	    int     rc;
+
+	    if (dicts[n] == NULL)		/* open lazily, as Postfix does */
+		dicts[n] = dict_cmd_open(maps[n], flags);
+	    rc = dict_lookup(dicts[n], line, &value);
+	    if (rc == DICT_ERR)
+		dict_cmd_exit(DICT_CMD_EXIT_ERROR, "table %s: query error",
+			      dict_name(dicts[n]));
+	    if (rc == DICT_FOUND) {
+		if (STR_LEN(&value) == 0)
+		    dict_cmd_empty_warning(dicts[n], line);
+		printf("%s%s%s\n", line, sep, STR_DATA(&value));
+		found = 1;
+		break;
+	    }
+	}
+    }
+    dict_cmd_flush();
+    for (int n = 0; n < count; n++)
+	dict_close(dicts[n]);
+    mem_free(dicts);
+    free(line);
+    str_release(&value);
+    return found ? DICT_CMD_EXIT_FOUND : DICT_CMD_EXIT_NOTFOUND;
+}
+
+typedef struct DICT_CMD_LIST {
+    DICT   *dict;
+    const char *sep;
+} DICT_CMD_LIST;
+
+static int dict_cmd_list_one(const char *key, const char *value, void *ctx)
+{
+    DICT_CMD_LIST *list = ctx;
+
+    if (*key == 0)
+	msg_warn("table %s: empty lookup key value is not allowed",
+		 dict_name(list->dict));
+    else if (*value == 0)
+	dict_cmd_empty_warning(list->dict, key);
+    printf("%s%s%s\n", key, list->sep, value);
+    return 0;
+}
+
+int     dict_cmd_list(const char *map, int flags, const char *sep)
+{
+    DICT_CMD_LIST list;
+
+    list.dict = dict_cmd_open(map, flags);
+    list.sep = sep;
+    if (dict_walk(list.dict, dict_cmd_list_one, &list) == DICT_ERR)
+	dict_cmd_exit(DICT_CMD_EXIT_ERROR, "table %s: sequence is not supported "
+		      "for this table type", dict_name(list.dict));
+    dict_cmd_flush();
+    dict_close(list.dict);
+    return DICT_CMD_EXIT_FOUND;
+}
+
+mode_t  dict_cmd_build_prepare(const struct stat *st, int keep_root, int keep_mode)
+{
+    if (!keep_root && geteuid() == 0 && S_ISREG(st->st_mode)
+	&& (st->st_uid != 0 || st->st_gid != 0)) {
+	/* Build as the source's owner: the result is theirs, and a bug here
+	 * cannot be used to write as root. */
+	if (setegid(st->st_gid) < 0 || seteuid(st->st_uid) < 0)
+	    msg_fatal("set effective uid/gid to %ld/%ld: %m",
+		      (long) st->st_uid, (long) st->st_gid);
+    }
+    if (keep_mode && S_ISREG(st->st_mode))
+	return 0600 | (st->st_mode & 0044);
+    return 0644;
+}
