@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
+#include "engine/config.h"
 #include "engine/engine.h"
 #include "engine/ctl.h"
 #include "engine/maillog.h"
@@ -128,4 +129,23 @@ int engine_main(const char *config_dir)
     maillog_close();
     str_release(&why);
     return sig ? 0 : 1;
+}
+
+int engine_config_load(const char *config_dir, STR *why)
+{
+    STR err = STR_INIT;
+    CONFIG *cfg = config_load(config_dir, 0, &err);
+
+    if (cfg == NULL) {
+	/* One error per line; the caller shows them as one message. */
+	while (STR_LEN(&err) && err.data[STR_LEN(&err) - 1] == '\n')
+	    str_truncate(&err, STR_LEN(&err) - 1);
+	if (why)
+	    str_set(why, STR_DATA(&err));
+	str_release(&err);
+	return -1;
+    }
+    config_install(cfg);
+    str_release(&err);
+    return 0;
 }

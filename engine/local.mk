@@ -12,3 +12,10 @@ libsluice_a_SOURCES += \
 	engine/ctl.c engine/ctl.h
 noinst_HEADERS += engine/param.h engine/params.def
 noinst_HEADERS += engine/dict.h engine/matchlist.h
+libsluice_a_SOURCES += \
+	engine/engine.c engine/engine.h \
+	engine/master.c engine/master.h
+
+# The supervisor and, with -E, the engine (daemon_directory/master).
+pkglibexec_PROGRAMS += engine/master
+engine_master_SOURCES = engine/master_main.c

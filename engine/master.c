@@ -127,9 +127,11 @@ int master_main(const char *config_dir, int detach)
 		close(nullfd);
 	}
     }
-    lock_fd = master_lock_pid_file(param_str(P_QUEUE_DIRECTORY));
     maillog_open(param_str(P_SYSLOG_NAME), param_str(P_MAILLOG_FILE));
     msg_service_set("master");
+    if (mkdir(param_str(P_QUEUE_DIRECTORY), 0755) < 0 && errno != EEXIST)
+	msg_fatal("mkdir %s: %m", param_str(P_QUEUE_DIRECTORY));
+    lock_fd = master_lock_pid_file(param_str(P_QUEUE_DIRECTORY));
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, config_dir);
 
     memset(&sa, 0, sizeof(sa));
