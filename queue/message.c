@@ -35,6 +35,7 @@ void message_free(MESSAGE *m)
     mem_free(m->client_addr);
     mem_free(m->helo);
     mem_free(m->protocol);
+    mem_free(m->tls_info);
     mem_free(m->dsn_envid);
     blob_unref(m->content);
     mem_free(m);

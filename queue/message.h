@@ -63,6 +63,7 @@ typedef struct MESSAGE {
     char   *client_addr;	/* "127.0.0.1" */
     char   *helo;		/* may be NULL */
     char   *protocol;		/* "SMTP", "ESMTP", "ESMTPS", "QMQP", "LOCAL" */
+    char   *tls_info;		/* "TLSv1.3 with cipher ... (256/256 bits)" or NULL */
     char   *dsn_envid;		/* RFC 3461 ENVID (xtext decoded), or NULL */
     int     dsn_ret;		/* DSN_RET_* */
     int     body_type;		/* BODY_TYPE_* */

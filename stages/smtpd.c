@@ -43,6 +43,7 @@
 
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/config.h"
 #include "engine/param.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
@@ -134,11 +135,26 @@ struct SMTPD {
 const char *smtpd_param_default(void *unused, const char *name)
 {
     param_id id = param_lookup(name);
+    const char *raw;
 
-    return id == P_COUNT ? NULL : param_str(id);
+    if (id == P_COUNT)
+	return NULL;
+
+    /*
+     * A value with $name references is returned unexpanded, so that
+     * smtpd_config_build() expands it through its own lookup function and
+     * overrides (tests, per-service -o) reach the names it refers to. Other
+     * values come expanded, with Postfix's computed defaults filled in.
+     */
+    raw = config_raw(config_current(), id);
+    if (raw == NULL)
+	raw = param_default(id);
+    if (raw && strchr(raw, '$'))
+	return raw;
+    return param_str(id);
 }
 
-static int config_int(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
+static int smtpd_cfg_int(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
 		              long long min, long long max, long long *out, STR *err)
 {
     const char *v = smtpd_conf_value(get, ctx, name, buf);
@@ -155,7 +171,7 @@ static int config_int(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
     return 0;
 }
 
-static int config_time(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
+static int smtpd_cfg_time(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
 		               long long *out, STR *err)
 {
     const char *v = smtpd_conf_value(get, ctx, name, buf);
@@ -169,7 +185,7 @@ static int config_time(smtpd_param_fn get, void *ctx, const char *name, STR *buf
     return 0;
 }
 
-static int config_bool(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
+static int smtpd_cfg_bool(smtpd_param_fn get, void *ctx, const char *name, STR *buf,
 		               bool *out, STR *err)
 {
     const char *v = smtpd_conf_value(get, ctx, name, buf);
@@ -195,13 +211,13 @@ SMTPD_CONFIG *smtpd_config_build(smtpd_param_fn get, void *ctx, STR *err)
     c->myhostname = mem_strdup(smtpd_conf_value(get, ctx, "myhostname", &buf));
     c->banner = mem_strdup(smtpd_conf_value(get, ctx, "smtpd_banner", &buf));
 #define INT(name, field, min, max) do { \
-	if (config_int(get, ctx, name, &buf, min, max, &n, err) < 0) goto fail; \
+	if (smtpd_cfg_int(get, ctx, name, &buf, min, max, &n, err) < 0) goto fail; \
 	c->field = n; } while (0)
 #define TIME(name, field, scale) do { \
-	if (config_time(get, ctx, name, &buf, &n, err) < 0) goto fail; \
+	if (smtpd_cfg_time(get, ctx, name, &buf, &n, err) < 0) goto fail; \
 	c->field = (int) (n * (scale)); } while (0)
 #define BOOL(name, field) do { \
-	if (config_bool(get, ctx, name, &buf, &c->field, err) < 0) goto fail; } while (0)
+	if (smtpd_cfg_bool(get, ctx, name, &buf, &c->field, err) < 0) goto fail; } while (0)
     INT("message_size_limit", message_size_limit, 0, 0);
     INT("smtpd_recipient_limit", recipient_limit, 1, 0);
     INT("smtpd_recipient_overshoot_limit", recipient_overshoot_limit, 1, 0);
@@ -642,7 +658,7 @@ static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss)
     conn_peer_text(ss, addr, sizeof(addr), &port);
     if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
 	conn_peer_text(&local, laddr, sizeof(laddr), &lport);
-    bool    loopback = strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0;
+    bool    loopback = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
     SMTPD_PEER peer = {
 	.name = loopback ? "localhost" : "unknown",.addr = addr,.port = port,
 	.local_addr = *laddr ? laddr : NULL,
