@@ -15,3 +15,7 @@ TSAN_TESTS = t/tsan_stage
 check-tsan:
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$(TSAN_TESTS)" SLUICE_STRESS_EVENTS=200000
 .PHONY: check-tsan
+
+# Integration tests: the real commands on a private instance.
+TESTS += t/postfix_control.py
+EXTRA_DIST += t/lib/sluicetest.py t/postfix_control.py
