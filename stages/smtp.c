@@ -66,6 +66,7 @@
 #include "engine/str.h"
 #include "engine/timeutil.h"
 #include "stages/smtp.h"
+#include "stages/delivery_log.h"
 
 #define SMTP_CACHE_BUCKETS	1024
 #define SMTP_FILL_WANT		(64 * 1024)
@@ -417,48 +418,6 @@ bad:
 
 /* ---------------------------------------------------------- delay text */
 
-void    smtp_format_delay(STR *buf, int64_t ns)
-{
-    /* Postfix's format_tv(sec, usec, 2 significant digits, 2 max digits). */
-    static const long pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-    long    sec,
-            usec,
-            ures,
-            wid,
-            n;
-
-    if (ns < 0)
-	ns = 0;
-    sec = (long) (ns / 1000000000);
-    usec = (long) ((ns % 1000000000) / 1000);
-    ures = 1000000 / pow10[2];
-    wid = pow10[2];
-    if (sec > 0) {
-	for (n = 1; sec >= n && n <= wid / 10; n *= 10)
-	     /* void */ ;
-	ures = (1000000 / wid) * n;
-    } else {
-	while (usec >= wid * ures)
-	    ures *= 10;
-    }
-    if (ures > 1) {
-	usec += ures / 2;
-	if (usec >= 1000000) {
-	    sec += 1;
-	    usec -= 1000000;
-	}
-    }
-    str_printf(buf, "%ld", sec);
-    if (usec >= ures) {
-	long    rem = usec;
-
-	str_putc(buf, '.');
-	for (n = 1000000 / 10; rem >= ures && n > 0; n /= 10) {
-	    str_putc(buf, "0123456789"[rem / n]);
-	    rem %= n;
-	}
-    }
-}
 
 /* --------------------------------------------------------------- timers */
 
@@ -829,56 +788,16 @@ static void smtp_sess_start_tls(SMTP_SESS *s)
 
 /* ----------------------------------------------------------------- jobs */
 
-static const char *smtp_status_word(enum delivery_status st)
+static void smtp_job_log(SMTP_JOB *job, size_t i, int64_t now_ns)
 {
-    return st == DELIVERY_SENT ? "sent" : st == DELIVERY_BOUNCE ? "bounced" : "deferred";
-}
+    DELIVERY_LOG how = {
+	.relay = job->res_relay[i],
+	.conn_use = job->conn_use > 0 && job->res_relay[i] ? job->conn_use + 1 : 0,
+	.conn_done_ns = job->res_relay[i] ? job->conn_done_ns : 0,
+	.now_ns = now_ns,
+    };
 
-static void smtp_job_log(SMTP_JOB *job, size_t i, int64_t now_ns, int64_t arrival_ns)
-{
-    DELIVERY_REQUEST *req = job->req;
-    const MESSAGE *m = req->msg;
-    const RCPT *r = m->rcpt + req->rcpt[i].index;
-    SMTP_RESULT *res = job->res + i;
-    STR     line = STR_INIT;
-    int64_t pdelay = 0,
-            adelay = 0,
-            sdelay = 0,
-            xdelay = 0;
-
-    str_printf(&line, "%s: to=<%s>", m->queue_id, r->address);
-    if (r->orig_rcpt && *r->orig_rcpt && strcasecmp(r->orig_rcpt, r->address) != 0)
-	str_printf(&line, ", orig_to=<%s>", r->orig_rcpt);
-    str_printf(&line, ", relay=%s", job->res_relay[i] ? job->res_relay[i] : "none");
-    if (job->conn_use > 0 && job->res_relay[i])
-	str_printf(&line, ", conn_use=%d", job->conn_use + 1);
-    if (req->active_mono_ns > 0) {
-	pdelay = req->active_mono_ns - arrival_ns;
-	if (req->queued_mono_ns > 0) {
-	    adelay = req->queued_mono_ns - req->active_mono_ns;
-	    if (job->conn_done_ns > 0 && job->res_relay[i]) {
-		sdelay = job->conn_done_ns - req->queued_mono_ns;
-		xdelay = now_ns - job->conn_done_ns;
-	    } else
-		xdelay = now_ns - req->queued_mono_ns;
-	} else
-	    adelay = now_ns - req->active_mono_ns;
-    } else
-	pdelay = now_ns - arrival_ns;
-    str_puts(&line, ", delay=");
-    smtp_format_delay(&line, now_ns - arrival_ns);
-    str_puts(&line, ", delays=");
-    smtp_format_delay(&line, pdelay);
-    str_putc(&line, '/');
-    smtp_format_delay(&line, adelay);
-    str_putc(&line, '/');
-    smtp_format_delay(&line, sdelay);
-    str_putc(&line, '/');
-    smtp_format_delay(&line, xdelay);
-    str_printf(&line, ", dsn=%s, status=%s (%s)", res->dsn, smtp_status_word(res->status),
-	       res->reason ? res->reason : "");
-    msg_info("%s", STR_DATA(&line));
-    str_release(&line);
+    delivery_log_rcpt(job->req, i, &how);
 }
 
 static void smtp_job_finish(SMTP_JOB *job)
@@ -886,7 +805,6 @@ static void smtp_job_finish(SMTP_JOB *job)
     DELIVERY_REQUEST *req = job->req;
     SMTP_THREAD *th = job->th;
     int64_t now_ns = time_mono_ns();
-    int64_t arrival_ns = req->msg->arrival_us * 1000 - (time_real_us() * 1000 - now_ns);
     bool    all_site = true;
 
     for (size_t i = 0; i < req->nrcpt; i++) {
@@ -906,7 +824,7 @@ static void smtp_job_finish(SMTP_JOB *job)
 	snprintf(req->rcpt[i].dsn, sizeof(req->rcpt[i].dsn), "%s", res->dsn);
 	mem_free(req->rcpt[i].reason);
 	req->rcpt[i].reason = mem_strdup(res->reason ? res->reason : "");
-	smtp_job_log(job, i, now_ns, arrival_ns);
+	smtp_job_log(job, i, now_ns);
     }
     req->site_failed = all_site && !job->any_txn && req->nrcpt > 0;
     smtp_copy(req->relay, sizeof(req->relay), job->relay[0] ? job->relay : "none");

@@ -36,6 +36,7 @@
 
 #include "engine/str.h"
 #include "stages/delivery.h"
+#include "stages/delivery_log.h"
 
 /* ---------------------------------------------------------------- config */
 
@@ -95,9 +96,6 @@ SMTP_AGENT *smtp_agent_create(const SMTP_CONFIG *cfg, int nthreads);
 void    smtp_agent_deliver(SMTP_AGENT *agent, DELIVERY_REQUEST *req);
 void    smtp_agent_destroy(SMTP_AGENT *agent);
 
-/* Postfix's delay formatting (format_tv with 2 significant digits and
- * delay_logging_resolution_limit = 2): appends e.g. "0.01", "1.2", "12". */
-void    smtp_format_delay(STR *buf, int64_t ns);
 
 /* ------------------------------------------------ nexthop and addresses */
 

@@ -102,7 +102,7 @@ static void t_delay(double secs, const char *want)
 {
     STR     s = STR_INIT;
 
-    smtp_format_delay(&s, (int64_t) (secs * 1e9 + 0.5));
+    delivery_log_delay(&s, (int64_t) (secs * 1e9 + 0.5));
     cr_assert_str_eq(STR_DATA(&s), want, "%f", secs);
     str_release(&s);
 }
