@@ -46,7 +46,7 @@ RCPT *message_add_rcpt(MESSAGE *m, const char *address, const char *orig_rcpt)
     RCPT *r;
 
     if (m->nrcpt == m->rcpt_cap) {
-	m->rcpt_cap = m->rcpt_cap ? 2 * m->rcpt_cap : 4;
+	m->rcpt_cap = m->rcpt_cap ? 2 * m->rcpt_cap : 1;
 	m->rcpt = mem_realloc(m->rcpt, m->rcpt_cap * sizeof(*m->rcpt));
     }
     r = &m->rcpt[m->nrcpt++];
