@@ -19,9 +19,13 @@
 #include "engine/msg.h"
 #include "engine/param.h"
 #include "engine/stage.h"
+#include "queue/queue_service.h"
+#include "stages/receive_service.h"
 
 /* The components, started in this order and stopped in reverse. */
 static const ENGINE_COMPONENT *engine_components[] = {
+    &queue_component,			/* delivery agents, journal, qmgr */
+    &receive_component,			/* cleanup, smtpd */
     NULL
 };
 
@@ -101,8 +105,8 @@ int engine_main(const char *config_dir)
     msg_service_set("master");
     ctl_register("status", engine_status, NULL);
     ctl_register("stats", engine_stats, NULL);
-    ctl_start(param_str(P_QUEUE_DIRECTORY), engine_mail_owner_uid());
 
+    /* Components register their control requests while they start. */
     for (; engine_components[started]; started++) {
 	str_reset(&why);
 	if (engine_components[started]->start(&why) < 0) {
@@ -111,6 +115,7 @@ int engine_main(const char *config_dir)
 	}
     }
     if (engine_components[started] == NULL) {
+	ctl_start(param_str(P_QUEUE_DIRECTORY), engine_mail_owner_uid());
 	for (;;) {
 	    if (sigwait(&sigs, &sig) != 0)
 		continue;

@@ -55,3 +55,12 @@ void qmgr_log_outcome(QMGR *q, const QMGR_MSG *qm, size_t idx,
 		 "dsn=%s, status=%s (%s)", m->queue_id, r->address ? r->address : "",
 		 delay, a, b, dsn, status, reason);
 }
+
+void qmgr_log_active(const QMGR_MSG *qm)
+{
+    const MESSAGE *m = qm->msg;
+
+    /* pflogsumm counts a message's bytes from this line. */
+    msg_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->queue_id, m->sender,
+	     m->content ? m->content->len : (size_t) 0, m->nrcpt);
+}

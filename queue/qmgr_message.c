@@ -333,6 +333,7 @@ void qmgr_message_admit(QMGR *q)
 
 	qmgr_link_remove(&qm->link);
 	qmgr_message_set_state(q, qm, QMGR_MSG_ACTIVE);
+	qmgr_log_active(qm);
 	qm->cursor = 0;
 	qm->pass_retry = 0;
 	qm->active_since = q->now;

@@ -307,6 +307,8 @@ void    qmgr_defer_leave(QMGR *q, QMGR_MSG *qm);
 void    qmgr_control_run(QMGR *q, QMGR_CONTROL *ctl);
 
 /* qmgr_log.c */
+/* "ID: from=<s>, size=N, nrcpt=N (queue active)" when a message turns active. */
+void    qmgr_log_active(const QMGR_MSG *qm);
 void    qmgr_log_outcome(QMGR *q, const QMGR_MSG *qm, size_t idx,
 			 const char *dsn, const char *status, const char *reason);
 

@@ -19,3 +19,5 @@ check-tsan:
 # Integration tests: the real commands on a private instance.
 TESTS += t/postfix_control.py
 EXTRA_DIST += t/lib/sluicetest.py t/postfix_control.py
+TESTS += t/relay_e2e.py
+EXTRA_DIST += t/relay_e2e.py

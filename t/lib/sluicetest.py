@@ -22,6 +22,17 @@ SRC = os.environ.get("SLUICE_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+# The unix services of Postfix's stock master.cf that Sluice implements.
+DEFAULT_SERVICES = [
+    "cleanup unix n - n - 0 cleanup",
+    "smtp unix - - n - - smtp",
+    "relay unix - - n - - smtp",
+    "error unix - - n - - error",
+    "retry unix - - n - - error",
+    "discard unix - - n - - discard",
+]
+
+
 def free_port(host="127.0.0.1"):
     """An ephemeral port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -100,7 +111,7 @@ class Instance:
         lines = []
         if smtp:
             lines.append("127.0.0.1:%d inet n - n - - smtpd" % self.port)
-        lines += master or []
+        lines += master if master is not None else DEFAULT_SERVICES
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write("\n".join(lines) + "\n")
         self.started = False

@@ -1,0 +1,166 @@
+/*
+ * delivery_agents.c - the engine's delivery agents (see delivery_agents.h).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/config.h"
+#include "engine/mem.h"
+#include "engine/msg.h"
+#include "stages/delivery_agents.h"
+#include "stages/delivery_log.h"
+#include "stages/smtp.h"
+
+enum agent_kind { AGENT_SMTP, AGENT_ERROR, AGENT_RETRY, AGENT_DISCARD };
+
+typedef struct AGENT {
+    char   *service;
+    enum agent_kind kind;
+    SMTP_AGENT *smtp;
+} AGENT;
+
+#define AGENT_MAX	64
+#define AGENT_SMTP_THREADS 2
+
+static AGENT agents[AGENT_MAX];
+static size_t agent_count;
+static int agents_quiescing;
+
+const char delivery_agents_shutdown_reason[] = "mail system is shutting down";
+
+static const AGENT *agent_find(const char *service)
+{
+    for (size_t i = 0; i < agent_count; i++)
+	if (strcmp(agents[i].service, service) == 0)
+	    return &agents[i];
+    return NULL;
+}
+
+static void agent_set_rcpt(DELIVERY_RCPT *dr, enum delivery_status st, const char *dsn,
+			   const char *reason)
+{
+    dr->status = st;
+    snprintf(dr->dsn, sizeof(dr->dsn), "%s", dsn);
+    mem_free(dr->reason);
+    dr->reason = mem_strdup(reason);
+}
+
+/*
+ * error, retry and discard: Postfix's error(8) and discard(8). The nexthop
+ * is the reason text, optionally led by an enhanced status code.
+ */
+static void agent_local_outcome(const AGENT *a, DELIVERY_REQUEST *req)
+{
+    const char *text = req->nexthop ? req->nexthop : "";
+    char    dsn[16];
+
+    if (a->kind == AGENT_DISCARD) {
+	snprintf(dsn, sizeof(dsn), "2.0.0");
+    } else {
+	snprintf(dsn, sizeof(dsn), "%s", a->kind == AGENT_ERROR ? "5.0.0" : "4.0.0");
+	/* "5.1.1 User unknown": take the code when its class fits. */
+	if (isdigit((unsigned char) text[0]) && text[1] == '.' && strchr(text, ' ')
+	    && (size_t) (strchr(text, ' ') - text) < sizeof(dsn)
+	    && text[0] == dsn[0]) {
+	    snprintf(dsn, (size_t) (strchr(text, ' ') - text) + 1, "%s", text);
+	    text = strchr(text, ' ') + 1;
+	}
+    }
+    if (*text == 0)
+	text = a->kind == AGENT_DISCARD ? "discarded" : "unknown mail transport error";
+    msg_service_set(a->kind == AGENT_DISCARD ? "discard" : a->kind == AGENT_ERROR ? "error"
+		    : "retry");
+    for (size_t i = 0; i < req->nrcpt; i++) {
+	DELIVERY_LOG how = {0};
+
+	agent_set_rcpt(req->rcpt + i, a->kind == AGENT_DISCARD ? DELIVERY_SENT
+		       : a->kind == AGENT_ERROR ? DELIVERY_BOUNCE : DELIVERY_DEFER, dsn, text);
+	delivery_log_rcpt(req, i, &how);
+    }
+    msg_service_set("qmgr");
+    snprintf(req->relay, sizeof(req->relay), "none");
+    req->done(req);
+}
+
+static void agent_dispatch(void *ctx, DELIVERY_REQUEST *req)
+{
+    const AGENT *a = ctx;
+
+    if (__atomic_load_n(&agents_quiescing, __ATOMIC_ACQUIRE)) {
+	for (size_t i = 0; i < req->nrcpt; i++)
+	    agent_set_rcpt(req->rcpt + i, DELIVERY_DEFER, "4.3.2", delivery_agents_shutdown_reason);
+	req->done(req);
+	return;
+    }
+    if (a->kind == AGENT_SMTP)
+	smtp_agent_deliver(a->smtp, req);
+    else
+	agent_local_outcome(a, req);
+}
+
+int delivery_agents_start(STR *why)
+{
+    const MASTERCF *cf = config_mastercf(config_current());
+
+    agents_quiescing = 0;
+    for (size_t i = 0; cf && i < cf->count && agent_count < AGENT_MAX; i++) {
+	const MASTERCF_SERVICE *svc = cf->svc + i;
+	AGENT  *a = &agents[agent_count];
+
+	if (strcmp(svc->type, "unix") != 0 || agent_find(svc->name))
+	    continue;
+	if (strcmp(svc->command, "smtp") == 0 || strcmp(svc->command, "lmtp") == 0) {
+	    SMTP_CONFIG scfg;
+	    bool    lmtp = strcmp(svc->command, "lmtp") == 0;
+	    STR     ignored = STR_INIT;
+
+	    smtp_config_load(&scfg, lmtp);
+	    /* -o overrides the agent knows; others (syslog_name...) do not apply. */
+	    for (size_t o = 0; o < svc->nopt; o++)
+		(void) smtp_config_set(&scfg, svc->opt[o].name, svc->opt[o].value, &ignored);
+	    str_release(&ignored);
+	    a->kind = AGENT_SMTP;
+	    a->smtp = smtp_agent_create(&scfg, AGENT_SMTP_THREADS);
+	} else if (strcmp(svc->command, "error") == 0) {
+	    a->kind = strcmp(svc->name, "retry") == 0 ? AGENT_RETRY : AGENT_ERROR;
+	} else if (strcmp(svc->command, "discard") == 0) {
+	    a->kind = AGENT_DISCARD;
+	} else {
+	    continue;				/* local, virtual, pipe: not yet */
+	}
+	a->service = mem_strdup(svc->name);
+	agent_count++;
+    }
+    (void) why;
+    return 0;
+}
+
+void delivery_agents_setup(const char *transport, QMGR_TRANSPORT_CONFIG *tc)
+{
+    const AGENT *a = agent_find(transport);
+
+    tc->dispatch = a ? agent_dispatch : NULL;
+    tc->agent_ctx = (void *) a;
+    if (a == NULL)
+	msg_warn("transport %s: no delivery agent in master.cf (mail for it stays queued)",
+		 transport);
+}
+
+void delivery_agents_quiesce(void)
+{
+    __atomic_store_n(&agents_quiescing, 1, __ATOMIC_RELEASE);
+}
+
+void delivery_agents_stop(void)
+{
+    for (size_t i = 0; i < agent_count; i++) {
+	if (agents[i].smtp)
+	    smtp_agent_destroy(agents[i].smtp);
+	mem_free(agents[i].service);
+    }
+    memset(agents, 0, sizeof(agents));
+    agent_count = 0;
+}

@@ -1,0 +1,313 @@
+/*
+ * receive_service.c - the cleanup stage and the SMTP listeners (see
+ * receive_service.h).
+ *
+ * The cleanup stage runs cleanup_message() and rewrite_message() on its
+ * own threads, then hands the message to the journal; the client's reply
+ * waits for the journal's sync (queue_service_submit). smtpd is told to
+ * slow down while the stage is congested, and to answer 451 at MAIL FROM
+ * when it is twice over its bound.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/config.h"
+#include "engine/mem.h"
+#include "engine/msg.h"
+#include "engine/stage.h"
+#include "queue/queue_service.h"
+#include "stages/cleanup.h"
+#include "stages/receive_service.h"
+#include "stages/rewrite.h"
+
+#define RS_INFLIGHT_LIMIT	4096	/* messages between smtpd and the journal */
+#define RS_MAX_SMTPD		16
+
+typedef struct RS_JOB {
+    STAGE_EVENT ev;
+    MESSAGE *msg;
+    smtpd_done_fn done;
+    void   *done_ctx;
+    char    queue_id[QUEUE_ID_MAX];
+} RS_JOB;
+
+static STAGE *rs_stage;
+static REWRITE *rs_rewrite;
+static CLEANUP_CTX *rs_cleanup;
+static SMTPD *rs_smtpd[RS_MAX_SMTPD];
+static size_t rs_nsmtpd;
+
+static void rs_job_end(RS_JOB *job, int code, const char *text)
+{
+    job->done(job->done_ctx, code, text);
+    mem_free(job);
+    stage_finished(rs_stage, 1);
+}
+
+static void rs_queued(void *ctx, int status)
+{
+    RS_JOB *job = ctx;
+
+    if (status == 0)
+	rs_job_end(job, 250, job->queue_id);
+    else if (status == ENOSPC)
+	rs_job_end(job, 452, "4.3.1 Insufficient system storage");
+    else
+	rs_job_end(job, 451, "4.3.0 Error: queue file write error");
+}
+
+/* "550 5.7.1 text" -> 550, "5.7.1 text". */
+static void rs_reply(RS_JOB *job, const char *reply, int fallback)
+{
+    char   *end;
+    long    code = strtol(reply, &end, 10);
+
+    if (code < 400 || code > 599 || (*end != ' ' && *end != '-' && *end != 0))
+	rs_job_end(job, fallback, reply);
+    else
+	rs_job_end(job, (int) code, *end ? end + 1 : "");
+}
+
+static void rs_tls_info(const MESSAGE *m, CLEANUP_INFO *info, char *proto, char *cipher)
+{
+    /* smtpd writes "TLSv1.3 with cipher NAME (256/256 bits)". */
+    if (m->tls_info && sscanf(m->tls_info, "%31s with cipher %127s (%d/%d bits)", proto,
+			      cipher, &info->tls_usebits, &info->tls_algbits) >= 2) {
+	info->tls_protocol = proto;
+	info->tls_cipher = cipher;
+    }
+}
+
+static void rs_cleanup_one(RS_JOB *job)
+{
+    MESSAGE *m = job->msg;
+    CLEANUP_INFO info;
+    STR     reply = STR_INIT;
+    char    proto[32], cipher[128];
+    int     rc;
+
+    memcpy(job->queue_id, m->queue_id, QUEUE_ID_MAX);
+    cleanup_info_default(m, &info);
+    rs_tls_info(m, &info, proto, cipher);
+    rc = cleanup_message(rs_cleanup, m, &info, &reply);
+    switch (rc) {
+    case CLEANUP_OK:
+    case CLEANUP_HOLD:
+	if (rewrite_message(rs_rewrite, m, &reply) < 0) {
+	    message_free(m);
+	    rs_reply(job, STR_DATA(&reply), 451);
+	    break;
+	}
+	queue_service_submit(m, rc == CLEANUP_HOLD, rs_queued, job);
+	break;
+    case CLEANUP_DISCARD:
+	message_free(m);
+	rs_job_end(job, 250, job->queue_id);
+	break;
+    default:					/* REJECT, DEFER */
+	message_free(m);
+	rs_reply(job, STR_DATA(&reply), rc == CLEANUP_DEFER ? 451 : 550);
+	break;
+    }
+    str_release(&reply);
+}
+
+static void rs_handler(STAGE *stage, void *ctx, STAGE_EVENT **events, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+	rs_cleanup_one((RS_JOB *) events[i]);
+}
+
+void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx)
+{
+    RS_JOB *job = MEM_NEW(RS_JOB);
+
+    job->msg = msg;
+    job->done = done;
+    job->done_ctx = done_ctx;
+    stage_post(rs_stage, &job->ev);
+}
+
+static int rs_pressure(void *ctx)
+{
+    STAGE_STATS st;
+
+    if (!stage_congested(rs_stage))
+	return SMTPD_PRESSURE_NONE;
+    stage_stats(rs_stage, &st);
+    return st.inflight >= 2 * RS_INFLIGHT_LIMIT ? SMTPD_PRESSURE_FULL : SMTPD_PRESSURE_SLOW;
+}
+
+static void rs_etrn_done(QMGR_CONTROL *ctl)
+{
+    mem_free((char *) ctl->site);
+    mem_free(ctl);
+}
+
+static int rs_etrn(void *ctx, const char *site)
+{
+    QMGR_CONTROL *ctl = MEM_NEW(QMGR_CONTROL);
+
+    ctl->op = QMGR_CTL_FLUSH_SITE;
+    ctl->site = mem_strdup(site[0] == '@' ? site + 1 : site);
+    ctl->done = rs_etrn_done;
+    queue_service_control_async(ctl);
+    return 0;
+}
+
+/* A service's view of the parameters: main.cf plus its -o overrides. */
+static const char *rs_param(void *ctx, const char *name)
+{
+    param_id id = param_lookup(name);
+
+    return id == P_COUNT ? NULL : param_service_str((const char *) ctx, id);
+}
+
+/* master.cf service name -> listen addresses, with inet_interfaces. */
+static size_t rs_listen_addrs(const MASTERCF_SERVICE *svc, char ***out)
+{
+    const char *name = svc->name;
+    const char *colon = strrchr(name, ':');
+    char    port[32];
+    char  **ifaces, **addrs;
+    size_t  nif, n = 0;
+
+    if (colon) {				/* "host:port" */
+	addrs = mem_calloc(2, sizeof(char *));
+	addrs[0] = mem_strdup(name);
+	*out = addrs;
+	return 1;
+    }
+    if (strspn(name, "0123456789") == strlen(name)) {
+	snprintf(port, sizeof(port), "%s", name);
+    } else {
+	struct servent *se = getservbyname(name, "tcp");
+
+	snprintf(port, sizeof(port), "%d", se ? ntohs(se->s_port) : 25);
+    }
+    ifaces = config_list_split(param_str(P_INET_INTERFACES), &nif);
+    addrs = mem_calloc(nif + 2, sizeof(char *));
+    for (size_t i = 0; i < nif; i++) {
+	STR     a = STR_INIT;
+
+	if (strcmp(ifaces[i], "all") == 0) {
+	    n = 0;
+	    addrs[n++] = mem_strdup(port);
+	    break;
+	}
+	if (strcmp(ifaces[i], "loopback-only") == 0 || strcmp(ifaces[i], "localhost") == 0)
+	    str_printf(&a, "127.0.0.1:%s", port);
+	else if (strchr(ifaces[i], ':'))
+	    str_printf(&a, "[%s]:%s", ifaces[i], port);
+	else
+	    str_printf(&a, "%s:%s", ifaces[i], port);
+	addrs[n++] = str_steal(&a, NULL);
+    }
+    if (n == 0)
+	addrs[n++] = mem_strdup(port);
+    config_list_free(ifaces);
+    *out = addrs;
+    return n;
+}
+
+static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
+{
+    STR     view = STR_INIT, err = STR_INIT;
+    SMTPD_OPTS opts;
+    SMTPD_CONFIG *cfg;
+    char  **addrs;
+    size_t  n;
+    long    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (rs_nsmtpd == RS_MAX_SMTPD) {
+	str_printf(why, "too many smtpd services in master.cf");
+	return -1;
+    }
+    str_printf(&view, "%s/inet", svc->name);
+    cfg = smtpd_config_build(rs_param, (void *) STR_DATA(&view), &err);
+    if (cfg == NULL) {
+	str_printf(why, "smtpd service %s: %s", svc->name, STR_DATA(&err));
+	str_release(&view);
+	str_release(&err);
+	return -1;
+    }
+    n = rs_listen_addrs(svc, &addrs);
+    memset(&opts, 0, sizeof(opts));
+    opts.listen = (const char *const *) addrs;
+    opts.n_listen = n;
+    /* In Sluice maxproc is the number of I/O threads; "-" means one per CPU. */
+    opts.threads = svc->maxproc > 0 ? svc->maxproc : (int) (ncpu > 0 ? ncpu : 1);
+    opts.config = cfg;
+    opts.submit = receive_submit;
+    opts.etrn = rs_etrn;
+    opts.pressure = rs_pressure;
+    rs_smtpd[rs_nsmtpd] = smtpd_start(&opts, &err);
+    for (size_t i = 0; i < n; i++)
+	mem_free(addrs[i]);
+    mem_free(addrs);
+    str_release(&view);
+    if (rs_smtpd[rs_nsmtpd] == NULL) {
+	str_printf(why, "smtpd service %s: %s", svc->name, STR_DATA(&err));
+	smtpd_config_free(cfg);
+	str_release(&err);
+	return -1;
+    }
+    rs_nsmtpd++;
+    str_release(&err);
+    return 0;
+}
+
+static int rs_start(STR *why)
+{
+    REWRITE_CONFIG rcfg;
+    CLEANUP_CONFIG ccfg;
+    const MASTERCF *mcf = config_mastercf(config_current());
+    long    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    STAGE_OPTS so = {.name = "cleanup", .handler = rs_handler,
+	.inflight_limit = RS_INFLIGHT_LIMIT, .batch_max = 64};
+
+    rewrite_config_from_params(&rcfg);
+    if ((rs_rewrite = rewrite_create(&rcfg, why)) == NULL)
+	return -1;
+    cleanup_config_from_params(&ccfg);
+    if ((rs_cleanup = cleanup_create(&ccfg, rs_rewrite, why)) == NULL)
+	return -1;
+    so.threads = (int) param_service_maxproc("cleanup/unix");
+    if (so.threads <= 0 || so.threads > ncpu)
+	so.threads = (int) (ncpu > 0 ? ncpu : 1);
+    rs_stage = stage_create(&so);
+    stage_start(rs_stage);
+    for (size_t i = 0; mcf && i < mcf->count; i++)
+	if (strcmp(mcf->svc[i].type, "inet") == 0 && strcmp(mcf->svc[i].command, "smtpd") == 0
+	    && rs_start_smtpd(&mcf->svc[i], why) < 0)
+	    return -1;
+    return 0;
+}
+
+static void rs_stop(void)
+{
+    /* smtpd_stop waits for outstanding replies, so the stage still runs. */
+    while (rs_nsmtpd > 0)
+	smtpd_stop(rs_smtpd[--rs_nsmtpd]);
+    if (rs_stage) {
+	stage_free(rs_stage);
+	rs_stage = NULL;
+    }
+    cleanup_free(rs_cleanup);
+    rs_cleanup = NULL;
+    rewrite_free(rs_rewrite);
+    rs_rewrite = NULL;
+}
+
+static void rs_reload(void)
+{
+    rewrite_invalidate(rs_rewrite);
+}
+
+const ENGINE_COMPONENT receive_component = {"receive", rs_start, rs_stop, rs_reload};

@@ -1,0 +1,22 @@
+/*
+ * receive_service.h - the receive side as one engine component: the
+ * cleanup stage (cleanup + trivial-rewrite, then the journal through
+ * queue_service_submit) and one smtpd per master.cf "inet ... smtpd"
+ * service, each with that service's -o overrides.
+ *
+ * Threading: start/stop from the engine's main thread.
+ */
+#ifndef SLUICE_RECEIVE_SERVICE_H
+#define SLUICE_RECEIVE_SERVICE_H
+
+#include "engine/engine.h"
+#include "queue/message.h"
+#include "stages/smtpd.h"
+
+/* The entry of the cleanup stage: smtpd's submit function, and pickup's
+ * and qmqpd's later. Takes ownership of msg; done(ctx, code, text) once. */
+void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx);
+
+extern const ENGINE_COMPONENT receive_component;
+
+#endif
