@@ -244,6 +244,11 @@ void queue_service_control(QMGR_CONTROL *ctl)
     ctl->ctx = saved_ctx;
 }
 
+JOURNAL *queue_service_journal(void)
+{
+    return qs_journal;
+}
+
 void queue_service_control_async(QMGR_CONTROL *ctl)
 {
     qmgr_control(qs_qmgr, ctl);

@@ -28,6 +28,9 @@
 /* status 0, or an errno value (ENOSPC: "452 4.3.1 Insufficient system storage"). */
 typedef void (*queue_submit_done_fn)(void *ctx, int status);
 
+/* The running engine's journal (control records from the CLI handlers). */
+struct JOURNAL *queue_service_journal(void);
+
 /* Takes ownership of msg in every case. */
 void queue_service_submit(MESSAGE *msg, bool hold, queue_submit_done_fn done, void *ctx);
 /* Runs a qmgr control operation and waits for it (control thread, CLI). */
