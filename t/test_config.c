@@ -399,7 +399,7 @@ Test(config, bad_values_name_file_line_parameter_value)
 	{"mynetworks_style = everything\n", "parameter mynetworks_style: bad value \"everything\": unknown value"},
 	{"inet_protocols = ipv4, ipx\n", "unknown value \"ipx\""},
 	{"default_destination_concurrency_positive_feedback = 1/0\n", "bad feedback value"},
-	{"hopcount_limit = $mail_name\n", "parameter hopcount_limit: bad value \"Postfix\": not a number"},
+	{"hopcount_limit = $mail_name\n", "parameter hopcount_limit: bad value \"Sluice\": not a number"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {

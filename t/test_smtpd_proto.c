@@ -177,7 +177,7 @@ Test(smtpd_proto, greeting_and_ehlo_advertise_every_extension)
     SESSION s;
 
     open_default(&s);
-    cr_assert_str_eq(STR_DATA(&s.out), "220 mx.test ESMTP Postfix\r\n");
+    cr_assert_str_eq(STR_DATA(&s.out), "220 mx.test ESMTP Sluice\r\n");
     SAYS(&s, "EHLO client.example\r\n",
 	 "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n"
 	 "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
