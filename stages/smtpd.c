@@ -573,9 +573,13 @@ static void conn_handshake(SMTPD_THREAD *t, CONN *c)
 	    const char *ver = smtpd_tls_version(c->tls);
 	    const char *cipher = smtpd_tls_cipher(c->tls);
 
-	    msg_info("Anonymous TLS connection established from %s: %s with cipher %s (%d/%d bits)",
-		     smtpd_proto_namaddr(c->proto), ver, cipher, bits, alg);
-	    smtpd_proto_tls_done(c->proto, ver, cipher);
+	    STR     info = STR_INIT;
+
+	    str_printf(&info, "%s with cipher %s (%d/%d bits)", ver, cipher, bits, alg);
+	    msg_info("Anonymous TLS connection established from %s: %s",
+		     smtpd_proto_namaddr(c->proto), STR_DATA(&info));
+	    smtpd_proto_tls_done(c->proto, STR_DATA(&info));
+	    str_release(&info);
 	    c->state = S_RUN;
 	    conn_touch(t, c);
 	    conn_run(t, c);

@@ -77,6 +77,7 @@ struct SMTPD_PROTO {
     char   *name;
     char   *addr;
     char   *namaddr;		/* "host[ip]" or "host[ip]:port" */
+    char   *tls_info;		/* "TLSv1.3 with cipher X (256/256 bits)" */
     char   *local_addr;
     enum smtpd_proto_event ev;
     enum proto_mode mode;
@@ -313,6 +314,7 @@ void smtpd_proto_free(SMTPD_PROTO *p)
     str_release(&p->line);
     str_release(&p->stash);
     mem_free(p->helo);
+    mem_free(p->tls_info);
     mem_free(p->name);
     mem_free(p->addr);
     mem_free(p->namaddr);
@@ -766,6 +768,8 @@ static bool proto_mail(SMTPD_PROTO *p, const char *args)
     m->client_addr = mem_strdup(p->addr);
     m->helo = p->helo ? mem_strdup(p->helo) : NULL;
     m->protocol = mem_strdup(!p->esmtp ? "SMTP" : p->tls ? "ESMTPS" : "ESMTP");
+    if (p->tls_info)
+	m->tls_info = mem_strdup(p->tls_info);
     m->dsn_envid = have_envid ? str_steal(&envid, NULL) : NULL;
     m->dsn_ret = ret;
     m->body_type = body;
@@ -1176,7 +1180,7 @@ static bool proto_starttls(SMTPD_PROTO *p, const char *args)
     return true;
 }
 
-void smtpd_proto_tls_done(SMTPD_PROTO *p, const char *version, const char *cipher)
+void smtpd_proto_tls_done(SMTPD_PROTO *p, const char *tls_info)
 {
     /* RFC 3207: forget everything learned before the handshake. */
     proto_reset_transaction(p);
@@ -1186,8 +1190,8 @@ void smtpd_proto_tls_done(SMTPD_PROTO *p, const char *version, const char *ciphe
     p->tls = true;
     p->mode = M_CMD;
     p->ev = SMTPD_EV_INPUT;
-    (void) version;
-    (void) cipher;
+    mem_free(p->tls_info);
+    p->tls_info = mem_strdup(tls_info);	/* for cleanup's Received: header */
 }
 
 void smtpd_proto_tls_failed(SMTPD_PROTO *p, const char *reason)

@@ -103,7 +103,8 @@ void    smtpd_proto_resume(SMTPD_PROTO *p);	/* after FLUSH or SLEEP */
 int     smtpd_proto_sleep_ms(SMTPD_PROTO *p);
 MESSAGE *smtpd_proto_take_message(SMTPD_PROTO *p);
 void    smtpd_proto_submit_done(SMTPD_PROTO *p, int code, const char *text);
-void    smtpd_proto_tls_done(SMTPD_PROTO *p, const char *version, const char *cipher);
+/* tls_info: "TLSv1.3 with cipher NAME (256/256 bits)", kept in MESSAGE.tls_info. */
+void    smtpd_proto_tls_done(SMTPD_PROTO *p, const char *tls_info);
 void    smtpd_proto_tls_failed(SMTPD_PROTO *p, const char *reason);
 void    smtpd_proto_timeout(SMTPD_PROTO *p);
 void    smtpd_proto_eof(SMTPD_PROTO *p);

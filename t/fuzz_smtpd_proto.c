@@ -64,7 +64,7 @@ static void fuzz_pump(SMTPD_PROTO *p, int *nsubmit)
 		smtpd_proto_submit_done(p, 250, "FUZZID");
 	    break;
 	case SMTPD_EV_STARTTLS:
-	    smtpd_proto_tls_done(p, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
+	    smtpd_proto_tls_done(p, "TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits)");
 	    break;
 	case SMTPD_EV_FLUSH:
 	case SMTPD_EV_SLEEP:

@@ -118,4 +118,30 @@ with Server(Handler()) as sink, Instance(main={"relayhost": "[127.0.0.1]:%d" % s
                          r"to=<victim@example\.org> proto=ESMTP helo=<client\.test>"),
            "NOQUEUE: reject line as Postfix writes it")
     tap.eq(len(sink.handler.messages), 0, "nothing was relayed")
+# 6. STARTTLS: the Received: header tells how the message came in.
+with Server(Handler()) as sink:
+    certdir = __import__("tempfile").mkdtemp(prefix="sluice-cert-")
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost"], capture_output=True, check=True)
+    with Instance(main={"relayhost": "[127.0.0.1]:%d" % sink.port,
+                        "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key,
+                        "smtpd_tls_security_level": "may"}) as inst:
+        inst.start()
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", inst.port, timeout=30) as c:
+            c.ehlo("client.test")
+            c.starttls(context=ctx)
+            c.ehlo("client.test")
+            c.sendmail("me@sluice.test", ["tls@example.com"], "Subject: tls\r\n\r\nhi\r\n")
+        wait_for(lambda: sink.handler.messages, 20, "TLS message at the sink")
+        content = sink.handler.messages[0][2]
+        tap.ok(re.search(rb"\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)", content)
+               and re.search(rb"with ESMTPS id", content),
+               "Received: header carries the TLS protocol and cipher, with ESMTPS", content[:500])
+    __import__("shutil").rmtree(certdir, ignore_errors=True)
 tap.done()
