@@ -106,14 +106,21 @@ enum qmgr_notify {
  *   has forgotten the message and hands it back: the engine writes DONE
  *   after the outcome records are durable, logs "ID: removed", frees it.
  * notify: a notice to generate (the generator decides on DSN NOTIFY, the
- *   null sender, double bounces). rcpt lists the recipient indexes
- *   concerned; both pointers are valid during the call only. For a delay
+ *   null sender, double bounces). rcpt lists the recipients concerned, each
+ *   with its status and reason; everything is valid during the call only. For a delay
  *   notice the engine must record that it was sent (flag QMGR_ENQ_WARNED on
  *   recovery), for the others the outcome records already say it.
  * wakeup: the inbox was empty and got an event; the engine makes the qmgr
  *   thread call qmgr_run() soon (stage_wakeup, a futex, ...). Optional when
  *   the thread sleeps in qmgr_wait().
  */
+/* One recipient of a notice, as the last attempt left it. */
+typedef struct QMGR_NOTIFY_RCPT {
+    size_t  index;		/* into msg->rcpt[] */
+    const char *dsn;		/* "5.1.1"; a class default when unknown */
+    const char *reason;		/* last reason, or "" */
+} QMGR_NOTIFY_RCPT;
+
 typedef struct QMGR_HOOKS {
     void   *ctx;
     void  (*outcome)(void *ctx, const MESSAGE *msg, size_t rcpt_index,
@@ -121,7 +128,7 @@ typedef struct QMGR_HOOKS {
 		     int64_t next_retry_us);
     void  (*message_done)(void *ctx, MESSAGE *msg);
     void  (*notify)(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
-		    const size_t *rcpt, size_t n);
+		    const QMGR_NOTIFY_RCPT *rcpt, size_t n);
     void  (*wakeup)(void *ctx);
 } QMGR_HOOKS;
 
@@ -206,6 +213,17 @@ int     qmgr_hold(QMGR *q, const char *queue_id);		/* postsuper -h */
 int     qmgr_release(QMGR *q, const char *queue_id);		/* postsuper -H */
 int     qmgr_delete(QMGR *q, const char *queue_id);		/* postsuper -d */
 
+/* postsuper -r: the recipients' new routes (trivial-rewrite with the current
+ * configuration, already journaled). Deferred recipients become pending and
+ * a deferred message is scheduled at once; a held one stays held. 0, -1 (no
+ * such ID) or -2 (active: its delivery attempt is in progress; try later). */
+typedef struct QMGR_ROUTE {
+    size_t  rcpt_index;
+    const char *transport;
+    const char *nexthop;
+} QMGR_ROUTE;
+int     qmgr_requeue(QMGR *q, const char *queue_id, const QMGR_ROUTE *routes, size_t n);
+
 enum qmgr_msg_state {
     QMGR_MSG_INCOMING,		/* waiting for room in the active set */
     QMGR_MSG_ACTIVE,
@@ -262,6 +280,7 @@ enum qmgr_ctl_op {
     QMGR_CTL_FLUSH_ALL, QMGR_CTL_FLUSH_SITE, QMGR_CTL_FLUSH_MESSAGE,
     QMGR_CTL_HOLD, QMGR_CTL_RELEASE, QMGR_CTL_DELETE,
     QMGR_CTL_LIST, QMGR_CTL_LIST_DEST, QMGR_CTL_STATS,
+    QMGR_CTL_REQUEUE,
 };
 
 typedef struct QMGR_CONTROL {
@@ -279,6 +298,8 @@ typedef struct QMGR_CONTROL {
     QMGR_STATS stats;		/* STATS */
     void  (*done)(struct QMGR_CONTROL *ctl);
     void   *ctx;		/* caller's */
+    const QMGR_ROUTE *routes;	/* REQUEUE (with queue_id) */
+    size_t  nroutes;
 } QMGR_CONTROL;
 
 void    qmgr_control(QMGR *q, QMGR_CONTROL *ctl);

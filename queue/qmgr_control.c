@@ -162,6 +162,40 @@ int qmgr_delete(QMGR *q, const char *queue_id)
     return 0;
 }
 
+int qmgr_requeue(QMGR *q, const char *queue_id, const QMGR_ROUTE *routes, size_t n)
+{
+    QMGR_MSG *qm = qmgr_message_find(q, queue_id);
+
+    if (qm == NULL || (qm->flags & QMGR_MSG_F_DELETED))
+	return -1;
+    /* An active message has entries queued per destination: changing its
+     * routes under them would be wrong, so the operator retries later. */
+    if (qm->state == QMGR_MSG_ACTIVE)
+	return -2;
+    for (size_t k = 0; k < n; k++) {
+	RCPT   *r;
+
+	if (routes[k].rcpt_index >= qm->msg->nrcpt)
+	    continue;
+	r = &qm->msg->rcpt[routes[k].rcpt_index];
+	if (r->state != RCPT_PENDING && r->state != RCPT_DEFERRED)
+	    continue;
+	mem_free(r->transport);
+	mem_free(r->nexthop);
+	r->transport = mem_strdup(routes[k].transport);
+	r->nexthop = mem_strdup(routes[k].nexthop);
+	r->state = RCPT_PENDING;
+	if (qm->extra && qm->extra->reason) {
+	    mem_free(qm->extra->reason[routes[k].rcpt_index]);
+	    qm->extra->reason[routes[k].rcpt_index] = NULL;
+	}
+    }
+    q->now = qmgr_clock(q);
+    if (qm->state == QMGR_MSG_DEFERRED)
+	qmgr_defer_leave(q, qm);
+    return 0;
+}
+
 /* ---- listings ---------------------------------------------------------- */
 
 static void qmgr_control_info(QMGR_MSG *qm, QMGR_MSG_INFO *info)
@@ -283,6 +317,9 @@ void qmgr_control_run(QMGR *q, QMGR_CONTROL *ctl)
     case QMGR_CTL_STATS:
 	qmgr_stats(q, &ctl->stats);
 	ctl->result = 0;
+	break;
+    case QMGR_CTL_REQUEUE:
+	ctl->result = ctl->queue_id ? qmgr_requeue(q, ctl->queue_id, ctl->routes, ctl->nroutes) : -1;
 	break;
     default:
 	ctl->result = -1;

@@ -82,8 +82,26 @@ void qmgr_defer_leave(QMGR *q, QMGR_MSG *qm)
 static void qmgr_defer_notify(QMGR *q, QMGR_MSG *qm, enum qmgr_notify kind,
 			      const QMGR_IDX_LIST *l)
 {
-    if (l->n && q->cfg.hooks.notify)
-	q->cfg.hooks.notify(q->cfg.hooks.ctx, qm->msg, kind, l->v, l->n);
+    static const char *const dflt[] = {
+	[QMGR_NOTIFY_BOUNCE] = "5.0.0", [QMGR_NOTIFY_EXPIRED] = "4.4.7",
+	[QMGR_NOTIFY_DELAY] = "4.0.0", [QMGR_NOTIFY_SUCCESS] = "2.0.0",
+    };
+    char  **reasons = qmgr_msg_reasons(qm);
+    char  (*dsns)[QMGR_DSN_SIZE] = qmgr_msg_dsns(qm);
+    QMGR_NOTIFY_RCPT *v;
+
+    if (l->n == 0 || q->cfg.hooks.notify == NULL)
+	return;
+    v = mem_alloc(l->n * sizeof(*v));
+    for (size_t k = 0; k < l->n; k++) {
+	size_t  i = l->v[k];
+
+	v[k].index = i;
+	v[k].dsn = dsns && dsns[i][0] ? dsns[i] : dflt[kind];
+	v[k].reason = reasons && reasons[i] ? reasons[i] : "";
+    }
+    q->cfg.hooks.notify(q->cfg.hooks.ctx, qm->msg, kind, v, l->n);
+    mem_free(v);
 }
 
 static void qmgr_defer_pending_list(QMGR_MSG *qm, QMGR_IDX_LIST *l)
@@ -113,6 +131,10 @@ static void qmgr_defer_expire(QMGR *q, QMGR_MSG *qm)
 	/* The last delay reason is what the sender needs to read. */
 	if (h->outcome)
 	    h->outcome(h->ctx, qm->msg, i, RCPT_BOUNCED, "4.4.7", why, 0);
+	if (reasons == NULL || reasons[i] == NULL) {
+	    qmgr_message_set_reason(qm, i, why);	/* for the notice */
+	    reasons = qmgr_msg_reasons(qm);
+	}
 	qm->msg->rcpt[i].state = RCPT_BOUNCED;
 	qm->pending--;
     }

@@ -18,6 +18,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/mem.h"
@@ -158,6 +159,18 @@ void qmgr_message_set_reason(QMGR_MSG *qm, size_t idx, const char *reason)
 	return;
     mem_free(x->reason[idx]);
     x->reason[idx] = mem_strdup(reason);
+}
+
+/* The status that goes with the reason, for the notices. */
+void qmgr_message_set_dsn(QMGR_MSG *qm, size_t idx, const char *dsn)
+{
+    if (dsn == NULL || *dsn == 0)
+	return;
+    QMGR_MSG_EXTRA *x = qmgr_message_extra(qm);
+
+    if (x->dsn == NULL)
+	x->dsn = mem_calloc(qm->msg->nrcpt, sizeof(*x->dsn));
+    snprintf(x->dsn[idx], sizeof(x->dsn[idx]), "%s", dsn);
 }
 
 void qmgr_set_reason(QMGR *q, const char *queue_id, size_t rcpt_index, const char *reason)
@@ -386,8 +399,11 @@ void qmgr_message_outcome(QMGR *q, QMGR_MSG *qm, size_t idx,
 	    h->outcome(h->ctx, qm->msg, idx, RCPT_SENT, dsn, reason, 0);
 	r->state = RCPT_SENT;
 	qm->pending--;
-	if ((r->dsn_notify & DSN_NOTIFY_SUCCESS) && !(qm->flags & QMGR_MSG_F_DELETED))
+	if ((r->dsn_notify & DSN_NOTIFY_SUCCESS) && !(qm->flags & QMGR_MSG_F_DELETED)) {
+	    qmgr_message_set_reason(qm, idx, reason);
+	    qmgr_message_set_dsn(qm, idx, dsn);
 	    qmgr_idx_push(&qmgr_message_notices(qm)->success, idx);
+	}
 	break;
     case DELIVERY_BOUNCE:
 	if (h->outcome)
@@ -397,6 +413,7 @@ void qmgr_message_outcome(QMGR *q, QMGR_MSG *qm, size_t idx,
 	r->state = RCPT_BOUNCED;
 	qm->pending--;
 	qmgr_message_set_reason(qm, idx, reason);
+	qmgr_message_set_dsn(qm, idx, dsn);
 	if (!(qm->flags & QMGR_MSG_F_DELETED))
 	    qmgr_idx_push(&qmgr_message_notices(qm)->bounced, idx);
 	break;
@@ -413,6 +430,7 @@ void qmgr_message_outcome(QMGR *q, QMGR_MSG *qm, size_t idx,
 	    qmgr_log_outcome(q, qm, idx, dsn, "deferred", reason);
 	r->state = RCPT_DEFERRED;
 	qmgr_message_set_reason(qm, idx, reason);
+	qmgr_message_set_dsn(qm, idx, dsn);
 	break;
     }
 }
@@ -478,6 +496,7 @@ static void qmgr_message_release(QMGR *q, QMGR_MSG *qm)
 		mem_free(x->reason[i]);
 	    mem_free(x->reason);
 	}
+	mem_free(x->dsn);
 	mem_free(x->notices.bounced.v);
 	mem_free(x->notices.success.v);
 	mem_free(x);

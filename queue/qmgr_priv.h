@@ -119,9 +119,12 @@ typedef struct QMGR_NOTICES {
     QMGR_IDX_LIST success;	/* NOTIFY=SUCCESS */
 } QMGR_NOTICES;
 
+#define QMGR_DSN_SIZE	10	/* "5.123.456" */
+
 /* What few messages need: kept out of QMGR_MSG to keep it small. */
 typedef struct QMGR_MSG_EXTRA {
     char  **reason;		/* last delay reason per recipient, or NULL */
+    char  (*dsn)[QMGR_DSN_SIZE];	/* its status ("4.2.0"), or NULL */
     QMGR_NOTICES notices;	/* this pass */
 } QMGR_MSG_EXTRA;
 
@@ -282,6 +285,7 @@ void    qmgr_message_check_pass(QMGR *q, QMGR_MSG *qm);
 void    qmgr_message_done(QMGR *q, QMGR_MSG *qm);
 void    qmgr_message_free_all(QMGR *q);
 void    qmgr_message_set_reason(QMGR_MSG *qm, size_t idx, const char *reason);
+void    qmgr_message_set_dsn(QMGR_MSG *qm, size_t idx, const char *dsn);
 void    qmgr_message_drop_all(QMGR *q, QMGR_MSG *qm);
 void    qmgr_idx_push(QMGR_IDX_LIST *l, size_t idx);
 void    qmgr_message_free_rnext(QMGR *q, QMGR_MSG *qm);
@@ -289,6 +293,11 @@ void    qmgr_message_free_rnext(QMGR *q, QMGR_MSG *qm);
 static inline char **qmgr_msg_reasons(const QMGR_MSG *qm)
 {
     return qm->extra ? qm->extra->reason : NULL;
+}
+
+static inline char (*qmgr_msg_dsns(const QMGR_MSG *qm))[QMGR_DSN_SIZE]
+{
+    return qm->extra ? qm->extra->dsn : NULL;
 }
 
 /* qmgr_deliver.c */

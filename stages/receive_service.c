@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,17 @@ typedef struct RS_JOB {
     smtpd_done_fn done;
     void   *done_ctx;
     char    queue_id[QUEUE_ID_MAX];
+    int     cleanup_flags;		/* receive_submit_internal() */
+    bool    internal;
 } RS_JOB;
+
+/* Internal submissions (notices from the qmgr thread) may come before the
+ * stage starts or while it stops: they are refused while it is closed, and
+ * rs_stop waits for those in flight. */
+static pthread_mutex_t rs_internal_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rs_internal_cond = PTHREAD_COND_INITIALIZER;
+static bool rs_internal_open;
+static size_t rs_internal_out;
 
 static STAGE *rs_stage;
 static REWRITE *rs_rewrite;
@@ -45,9 +57,17 @@ static size_t rs_nsmtpd;
 
 static void rs_job_end(RS_JOB *job, int code, const char *text)
 {
+    bool    internal = job->internal;
+
     job->done(job->done_ctx, code, text);
     mem_free(job);
     stage_finished(rs_stage, 1);
+    if (internal) {
+	pthread_mutex_lock(&rs_internal_lock);
+	if (--rs_internal_out == 0)
+	    pthread_cond_broadcast(&rs_internal_cond);
+	pthread_mutex_unlock(&rs_internal_lock);
+    }
 }
 
 static void rs_queued(void *ctx, int status)
@@ -94,6 +114,7 @@ static void rs_cleanup_one(RS_JOB *job)
 
     memcpy(job->queue_id, m->queue_id, QUEUE_ID_MAX);
     cleanup_info_default(m, &info);
+    info.flags |= job->cleanup_flags;
     rs_tls_info(m, &info, proto, cipher);
     rc = cleanup_message(rs_cleanup, m, &info, &reply);
     switch (rc) {
@@ -132,6 +153,28 @@ void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx)
     job->done = done;
     job->done_ctx = done_ctx;
     stage_post(rs_stage, &job->ev);
+}
+
+int receive_submit_internal(MESSAGE *msg, int cleanup_flags, smtpd_done_fn done,
+			    void *done_ctx)
+{
+    RS_JOB *job;
+
+    pthread_mutex_lock(&rs_internal_lock);
+    if (!rs_internal_open) {
+	pthread_mutex_unlock(&rs_internal_lock);
+	return -1;
+    }
+    rs_internal_out++;
+    pthread_mutex_unlock(&rs_internal_lock);
+    job = MEM_NEW(RS_JOB);
+    job->msg = msg;
+    job->done = done;
+    job->done_ctx = done_ctx;
+    job->cleanup_flags = cleanup_flags;
+    job->internal = true;
+    stage_post(rs_stage, &job->ev);
+    return 0;
 }
 
 static int rs_pressure(void *ctx)
@@ -287,6 +330,9 @@ static int rs_start(STR *why)
 	if (strcmp(mcf->svc[i].type, "inet") == 0 && strcmp(mcf->svc[i].command, "smtpd") == 0
 	    && rs_start_smtpd(&mcf->svc[i], why) < 0)
 	    return -1;
+    pthread_mutex_lock(&rs_internal_lock);
+    rs_internal_open = true;
+    pthread_mutex_unlock(&rs_internal_lock);
     return 0;
 }
 
@@ -295,6 +341,11 @@ static void rs_stop(void)
     /* smtpd_stop waits for outstanding replies, so the stage still runs. */
     while (rs_nsmtpd > 0)
 	smtpd_stop(rs_smtpd[--rs_nsmtpd]);
+    pthread_mutex_lock(&rs_internal_lock);
+    rs_internal_open = false;
+    while (rs_internal_out > 0)
+	pthread_cond_wait(&rs_internal_cond, &rs_internal_lock);
+    pthread_mutex_unlock(&rs_internal_lock);
     if (rs_stage) {
 	stage_free(rs_stage);
 	rs_stage = NULL;

@@ -16,6 +16,11 @@
 /* The entry of the cleanup stage: smtpd's submit function, and pickup's
  * and qmqpd's later. Takes ownership of msg; done(ctx, code, text) once. */
 void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx);
+/* The same for the engine's own mail (bounce notices), from any thread, with
+ * extra CLEANUP_FLAG_* bits. Returns -1 (msg still the caller's, done never
+ * called) while the cleanup stage is not running. */
+int  receive_submit_internal(MESSAGE *msg, int cleanup_flags, smtpd_done_fn done,
+			     void *done_ctx);
 
 extern const ENGINE_COMPONENT receive_component;
 

@@ -53,6 +53,8 @@ struct H {
     size_t  done_msgs;
     size_t  notify_count[4];	/* by enum qmgr_notify */
     size_t  notify_rcpts[4];
+    char    notify_dsn[4][16];	/* of the last recipient notified */
+    char    notify_reason[4][128];
     bool    keep_outcomes;
     int     msg_seq;
 };
@@ -109,7 +111,7 @@ static void h_message_done(void *ctx, MESSAGE *msg)
 }
 
 static void h_notify(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
-		     const size_t *rcpt, size_t n)
+		     const QMGR_NOTIFY_RCPT *rcpt, size_t n)
 {
     H      *h = ctx;
 
@@ -117,6 +119,11 @@ static void h_notify(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
     (void) rcpt;
     h->notify_count[kind]++;
     h->notify_rcpts[kind] += n;
+    if (n) {
+	snprintf(h->notify_dsn[kind], sizeof(h->notify_dsn[kind]), "%s", rcpt[n - 1].dsn);
+	snprintf(h->notify_reason[kind], sizeof(h->notify_reason[kind]), "%s",
+		 rcpt[n - 1].reason);
+    }
 }
 
 static void h_transport_config(void *ctx, const char *name, QMGR_TRANSPORT_CONFIG *tc)

@@ -520,6 +520,7 @@ Test(qmgr_retry, lifetime_expiry_bounces_after_the_failed_attempt)
     cr_assert_eq(h->count[RCPT_BOUNCED], 2);
     cr_assert_eq(h->notify_count[QMGR_NOTIFY_EXPIRED], 1);
     cr_assert_eq(h->notify_rcpts[QMGR_NOTIFY_EXPIRED], 2);
+    cr_assert_str_eq(h->notify_reason[QMGR_NOTIFY_EXPIRED], "try again");
     cr_assert_eq(h->done_msgs, 1);
     for (size_t i = 0; i < h->noc; i++)
 	if (h->oc[i].state == RCPT_BOUNCED) {
@@ -575,6 +576,10 @@ Test(qmgr_retry, bounce_and_success_notices)
     cr_assert_eq(h->count[RCPT_SENT], 1);
     cr_assert_eq(h->notify_count[QMGR_NOTIFY_BOUNCE], 1);
     cr_assert_eq(h->notify_count[QMGR_NOTIFY_SUCCESS], 1);
+    /* The notices carry each recipient's status and reason. */
+    cr_assert_str_eq(h->notify_dsn[QMGR_NOTIFY_BOUNCE], "5.1.1");
+    cr_assert_str_eq(h->notify_reason[QMGR_NOTIFY_BOUNCE], "550 5.1.1 no such user");
+    cr_assert_eq(h->notify_dsn[QMGR_NOTIFY_SUCCESS][0], '2');
     cr_assert_eq(h->done_msgs, 1);
     h_free(h);
 }
