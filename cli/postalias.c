@@ -148,60 +148,14 @@ static void postalias_config(const char *opt_c)
 
 int     main(int argc, char **argv)
 {
-    const char *query = NULL, *opt_c = NULL;
-    int     ch, fold = 1, list = 0, incremental = 0, keep_root = 0, keep_mode = 1;
-    int     dup_mode = DICT_GDBM_DUP_WARN;
+    DICT_CMD_OPTS o;
 
     msg_progname_set(POSTALIAS_NAME);
     umask(022);
-    while ((ch = getopt(argc, argv, "c:finNopq:rsvw")) != -1) {
-	switch (ch) {
-	case 'c':
-	    opt_c = optarg;
-	    if (setenv("MAIL_CONFIG", optarg, 1) < 0)
-		msg_fatal("out of memory");
-	    break;
-	case 'f':
-	    fold = 0;
-	    break;
-	case 'i':
-	    incremental = 1;
-	    break;
-	case 'n':
-	case 'N':
-	    break;
-	case 'o':
-	    keep_root = 1;
-	    break;
-	case 'p':
-	    keep_mode = 0;
-	    break;
-	case 'q':
-	    if (list || query)
-		msg_fatal("specify only one of -s or -q");
-	    query = optarg;
-	    break;
-	case 'r':
-	    dup_mode = DICT_GDBM_DUP_REPLACE;
-	    break;
-	case 's':
-	    if (query)
-		msg_fatal("specify only one of -s or -q");
-	    list = 1;
-	    break;
-	case 'v':
-	    msg_verbose++;
-	    break;
-	case 'w':
-	    dup_mode = DICT_GDBM_DUP_IGNORE;
-	    break;
-	default:
-	    postalias_usage();
-	}
-    }
-    postalias_config(opt_c);
+    dict_cmd_options(argc, argv, &o, postalias_usage);
+    postalias_config(o.config_dir);
 #ifdef POSTALIAS_NEWALIASES
-    if (optind != argc || query || list || incremental)
+    if (optind != argc || o.query || o.list || o.incremental)
 	postalias_usage();
     {
 	char   *spec = mem_strdup(param_str(P_ALIAS_DATABASE)), *save = NULL;
@@ -209,7 +163,7 @@ int     main(int argc, char **argv)
 
 	for (char *item = strtok_r(spec, ", \t\r\n", &save); item;
 	     item = strtok_r(NULL, ", \t\r\n", &save)) {
-	    postalias_build(item, 0, fold, dup_mode, keep_root, keep_mode);
+	    postalias_build(item, 0, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
 	    built++;
 	}
 	mem_free(spec);
@@ -220,15 +174,12 @@ int     main(int argc, char **argv)
 #else
     if (optind >= argc)
 	postalias_usage();
-    int     flags = fold ? DICT_FLAG_FOLD_KEY : DICT_FLAG_NO_FOLD;
-    if (query && strcmp(query, "-") == 0)
-	return dict_cmd_queries(argv + optind, argc - optind, flags, ":\t");
-    if (query)
-	return dict_cmd_query(argv + optind, argc - optind, query, flags);
-    if (list)
-	return dict_cmd_list(argv[optind], flags, ":\t");
+    int     status = dict_cmd_lookups(&o, argv + optind, argc - optind, ":\t");
+
+    if (status >= 0)
+	return status;
     for (int n = optind; n < argc; n++)
-	postalias_build(argv[n], incremental, fold, dup_mode, keep_root, keep_mode);
+	postalias_build(argv[n], o.incremental, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
     return 0;
 #endif
 }

@@ -112,66 +112,17 @@ static void postmap_build(const char *arg, int incremental, int fold, int dup_mo
 
 int     main(int argc, char **argv)
 {
-    const char *query = NULL;
-    int     ch, fold = 1, list = 0, incremental = 0, keep_root = 0, keep_mode = 1;
-    int     dup_mode = DICT_GDBM_DUP_WARN, flags;
+    DICT_CMD_OPTS o;
+    int     status;
 
     msg_progname_set("postmap");
     umask(022);
-    while ((ch = getopt(argc, argv, "c:fimnNopq:rsvw")) != -1) {
-	switch (ch) {
-	case 'c':
-	    if (setenv("MAIL_CONFIG", optarg, 1) < 0)
-		msg_fatal("out of memory");
-	    break;
-	case 'f':
-	    fold = 0;
-	    break;
-	case 'i':
-	    incremental = 1;
-	    break;
-	case 'n':
-	case 'N':
-	    break;
-	case 'o':
-	    keep_root = 1;
-	    break;
-	case 'p':
-	    keep_mode = 0;
-	    break;
-	case 'q':
-	    if (list || query)
-		msg_fatal("specify only one of -s or -q");
-	    query = optarg;
-	    break;
-	case 'r':
-	    dup_mode = DICT_GDBM_DUP_REPLACE;
-	    break;
-	case 's':
-	    if (query)
-		msg_fatal("specify only one of -s or -q");
-	    list = 1;
-	    break;
-	case 'v':
-	    msg_verbose++;
-	    break;
-	case 'w':
-	    dup_mode = DICT_GDBM_DUP_IGNORE;
-	    break;
-	default:
-	    postmap_usage();
-	}
-    }
+    dict_cmd_options(argc, argv, &o, postmap_usage);
     if (optind >= argc)
 	postmap_usage();
-    flags = fold ? DICT_FLAG_FOLD_KEY : DICT_FLAG_NO_FOLD;
-    if (query && strcmp(query, "-") == 0)
-	return dict_cmd_queries(argv + optind, argc - optind, flags, "\t");
-    if (query)
-	return dict_cmd_query(argv + optind, argc - optind, query, flags);
-    if (list)
-	return dict_cmd_list(argv[optind], flags, "\t");
+    if ((status = dict_cmd_lookups(&o, argv + optind, argc - optind, "\t")) >= 0)
+	return status;
     for (int n = optind; n < argc; n++)
-	postmap_build(argv[n], incremental, fold, dup_mode, keep_root, keep_mode);
+	postmap_build(argv[n], o.incremental, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
     return 0;
 }

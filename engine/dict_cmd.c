@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine/dict_cmd.h"
+#include "engine/dict_gdbm.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
 
@@ -174,4 +175,72 @@ mode_t  dict_cmd_build_prepare(const struct stat *st, int keep_root, int keep_mo
     if (keep_mode && S_ISREG(st->st_mode))
 	return 0600 | (st->st_mode & 0044);
     return 0644;
+}
+
+void dict_cmd_options(int argc, char **argv, DICT_CMD_OPTS *o, void (*usage)(void))
+{
+    int     ch;
+
+    memset(o, 0, sizeof(*o));
+    o->fold = 1;
+    o->keep_mode = 1;
+    o->dup_mode = DICT_GDBM_DUP_WARN;
+    while ((ch = getopt(argc, argv, "c:finNopq:rsvw")) != -1) {
+	switch (ch) {
+	case 'c':
+	    o->config_dir = optarg;
+	    if (setenv("MAIL_CONFIG", optarg, 1) < 0)
+		msg_fatal("out of memory");
+	    break;
+	case 'f':
+	    o->fold = 0;
+	    break;
+	case 'i':
+	    o->incremental = 1;
+	    break;
+	case 'n':
+	case 'N':
+	    break;
+	case 'o':
+	    o->keep_root = 1;
+	    break;
+	case 'p':
+	    o->keep_mode = 0;
+	    break;
+	case 'q':
+	    if (o->list || o->query)
+		msg_fatal("specify only one of -s or -q");
+	    o->query = optarg;
+	    break;
+	case 'r':
+	    o->dup_mode = DICT_GDBM_DUP_REPLACE;
+	    break;
+	case 's':
+	    if (o->query)
+		msg_fatal("specify only one of -s or -q");
+	    o->list = 1;
+	    break;
+	case 'v':
+	    msg_verbose++;
+	    break;
+	case 'w':
+	    o->dup_mode = DICT_GDBM_DUP_IGNORE;
+	    break;
+	default:
+	    usage();
+	}
+    }
+}
+
+int dict_cmd_lookups(const DICT_CMD_OPTS *o, char **maps, int count, const char *sep)
+{
+    int     flags = o->fold ? DICT_FLAG_FOLD_KEY : DICT_FLAG_NO_FOLD;
+
+    if (o->query && strcmp(o->query, "-") == 0)
+	return dict_cmd_queries(maps, count, flags, sep);
+    if (o->query)
+	return dict_cmd_query(maps, count, o->query, flags);
+    if (o->list)
+	return dict_cmd_list(maps[0], flags, sep);
+    return -1;
 }

@@ -20,6 +20,24 @@
 
 #define DICT_CMD_DEFAULT_TYPE	"hash"	/* default_database_type */
 
+/* The options postmap and postalias share: -c -f -i -n -N -o -p -q -r -s -v -w. */
+typedef struct DICT_CMD_OPTS {
+    const char *config_dir;		/* -c (also exported as MAIL_CONFIG) */
+    const char *query;			/* -q key, or "-" for keys on stdin */
+    int     list;			/* -s */
+    int     fold;			/* not -f */
+    int     incremental;		/* -i */
+    int     keep_root;			/* -o */
+    int     keep_mode;			/* not -p */
+    int     dup_mode;			/* DICT_GDBM_DUP_* (-r, -w) */
+} DICT_CMD_OPTS;
+
+/* Parses argv; calls usage() (which must not return) on a bad option. */
+void    dict_cmd_options(int argc, char **argv, DICT_CMD_OPTS *opts, void (*usage)(void));
+/* Runs -q, -q - or -s on maps when one was given: returns an exit status,
+ * or -1 when the command is to build tables instead. */
+int     dict_cmd_lookups(const DICT_CMD_OPTS *opts, char **maps, int count, const char *sep);
+
 /* "file" -> "hash:file"; "type:file" unchanged. Result is allocated. */
 char   *dict_cmd_map_name(const char *arg);
 
