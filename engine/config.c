@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine/mem.h"
 #include "engine/msg.h"
@@ -1171,4 +1172,20 @@ void    config_list_free(char **list)
     for (char **p = list; *p; p++)
 	mem_free(*p);
     mem_free(list);
+}
+
+bool    config_list_has(const char *list, const char *word)
+{
+    size_t  wlen = strlen(word);
+
+    for (const char *p = list; p && *p;) {
+	size_t  len;
+
+	p += strspn(p, ", \t\r\n");
+	len = strcspn(p, ", \t\r\n");
+	if (len == wlen && strncasecmp(p, word, len) == 0)
+	    return true;
+	p += len;
+    }
+    return false;
 }

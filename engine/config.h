@@ -107,5 +107,7 @@ int     config_expand(const CONFIG *cfg, const char *text, STR *out, STR *err);
  */
 char  **config_list_split(const char *value, size_t *count);
 void    config_list_free(char **list);
+/* Is word (case-insensitive) an item of a comma/whitespace list? */
+bool    config_list_has(const char *list, const char *word);
 
 #endif

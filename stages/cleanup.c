@@ -19,6 +19,7 @@
 
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/config.h"
 #include "engine/param.h"
 #include "stages/cleanup_priv.h"
 
@@ -48,21 +49,6 @@ void    cleanup_config_defaults(CLEANUP_CONFIG *cfg)
     cfg->propagate_virtual = true;
 }
 
-static int cleanup_word_in(const char *list, const char *word)
-{
-    size_t  wlen = strlen(word);
-
-    for (const char *p = list; p && *p;) {
-	size_t  len;
-
-	p += strspn(p, ", \t\r\n");
-	len = strcspn(p, ", \t\r\n");
-	if (len == wlen && strncasecmp(p, word, len) == 0)
-	    return 1;
-	p += len;
-    }
-    return 0;
-}
 
 void    cleanup_config_from_params(CLEANUP_CONFIG *cfg)
 {
@@ -87,8 +73,8 @@ void    cleanup_config_from_params(CLEANUP_CONFIG *cfg)
     cfg->always_add_missing_headers = param_bool(P_ALWAYS_ADD_MISSING_HEADERS);
     cfg->long_queue_ids = param_bool(P_ENABLE_LONG_QUEUE_IDS);
     prop = param_str(P_PROPAGATE_UNMATCHED_EXTENSIONS);
-    cfg->propagate_canonical = cleanup_word_in(prop, "canonical");
-    cfg->propagate_virtual = cleanup_word_in(prop, "virtual");
+    cfg->propagate_canonical = config_list_has(prop, "canonical");
+    cfg->propagate_virtual = config_list_has(prop, "virtual");
 }
 
 /* The shared context. */

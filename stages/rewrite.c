@@ -28,6 +28,7 @@
 #include "engine/matchlist.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/config.h"
 #include "engine/param.h"
 #include "engine/timeutil.h"
 #include "stages/rewrite.h"
@@ -91,23 +92,6 @@ void    rewrite_config_defaults(REWRITE_CONFIG *cfg)
     cfg->cache_size = 4096;
 }
 
-/* rewrite_list_has - is word an item of a comma/space list? */
-
-static int rewrite_list_has(const char *list, const char *word)
-{
-    size_t  wlen = strlen(word);
-
-    for (const char *p = list; p && *p;) {
-	size_t  len;
-
-	p += strspn(p, ", \t\r\n");
-	len = strcspn(p, ", \t\r\n");
-	if (len == wlen && strncasecmp(p, word, len) == 0)
-	    return 1;
-	p += len;
-    }
-    return 0;
-}
 
 void    rewrite_config_from_params(REWRITE_CONFIG *cfg)
 {
@@ -134,15 +118,15 @@ void    rewrite_config_from_params(REWRITE_CONFIG *cfg)
     cfg->swap_bangpath = param_bool(P_SWAP_BANGPATH);
     cfg->allow_percent_hack = param_bool(P_ALLOW_PERCENT_HACK);
     cfg->transport_parent_match =
-	rewrite_list_has(param_str(P_PARENT_DOMAIN_MATCHES_SUBDOMAINS),
+	config_list_has(param_str(P_PARENT_DOMAIN_MATCHES_SUBDOMAINS),
 			 "transport_maps");
     cfg->cache_size = (int) param_int(P_RESOLVE_CACHE_SIZE);
 
     /* Our own address literals: inet_interfaces when it names addresses;
      * with "all" or "loopback-only", the loopback addresses. */
     ifaces = param_str(P_INET_INTERFACES);
-    if (ifaces == NULL || rewrite_list_has(ifaces, "all")
-	|| rewrite_list_has(ifaces, "loopback-only"))
+    if (ifaces == NULL || config_list_has(ifaces, "all")
+	|| config_list_has(ifaces, "loopback-only"))
 	cfg->local_literals = "127.0.0.1 ::1";
     else
 	cfg->local_literals = ifaces;

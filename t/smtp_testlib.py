@@ -15,46 +15,15 @@ import subprocess
 import sys
 import threading
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from sluicetest import Tap, free_port  # noqa: E402,F401  (shared with the tests)
+
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.lmtp import LMTP
 
 BUILDDIR = os.environ.get("SLUICE_BUILDDIR", os.path.join(os.path.dirname(__file__), ".."))
 HARNESS = os.path.join(BUILDDIR, "t", "smtp_harness")
-
-
-class Tap:
-    def __init__(self, plan):
-        self.n = 0
-        self.failed = 0
-        print("1..%d" % plan, flush=True)
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        if cond:
-            print("ok %d - %s" % (self.n, name), flush=True)
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.n, name), flush=True)
-            if diag:
-                for line in str(diag).splitlines():
-                    print("# " + line, flush=True)
-        return cond
-
-    def skip(self, name, why):
-        self.n += 1
-        print("ok %d - %s # SKIP %s" % (self.n, name, why), flush=True)
-
-    def done(self):
-        sys.exit(1 if self.failed else 0)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def harness(args, timeout=60):

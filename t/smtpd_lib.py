@@ -15,30 +15,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from sluicetest import Tap  # noqa: E402,F401  (shared with the tests)
+
 BUILDDIR = os.environ.get("SLUICE_BUILDDIR", os.getcwd())
 HARNESS = os.path.join(BUILDDIR, "t", "smtpd_harness")
-
-
-class Tap:
-    def __init__(self, planned):
-        self.n = 0
-        self.failed = 0
-        print("1..%d" % planned, flush=True)
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        if cond:
-            print("ok %d - %s" % (self.n, name), flush=True)
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.n, name), flush=True)
-            if diag:
-                for line in str(diag).splitlines()[:40]:
-                    print("# " + line, flush=True)
-        return cond
-
-    def done(self):
-        sys.exit(1 if self.failed else 0)
 
 
 def wait_for(cond, timeout=10.0, step=0.02):

@@ -53,28 +53,36 @@ def wait_for(cond, timeout=20.0, what="condition"):
 
 
 class Tap:
-    """Minimal TAP producer: ok(), then done() prints the plan."""
+    """Minimal TAP producer. With a plan, "1..N" comes first; without one,
+    done() prints it after the last test."""
 
-    def __init__(self):
+    def __init__(self, plan=None):
         self.n = 0
         self.failed = 0
+        self.plan = plan
+        if plan is not None:
+            print("1..%d" % plan, flush=True)
 
     def ok(self, cond, name, detail=None):
         self.n += 1
         if not cond:
             self.failed += 1
-        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, name))
+        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, name), flush=True)
         if not cond and detail is not None:
-            for line in str(detail).splitlines()[-30:]:
-                print("# " + line)
-        sys.stdout.flush()
+            for line in str(detail).splitlines()[-40:]:
+                print("# " + line, flush=True)
         return cond
 
     def eq(self, got, want, name):
         return self.ok(got == want, name, "got %r, want %r" % (got, want))
 
+    def skip(self, name, why):
+        self.n += 1
+        print("ok %d - %s # SKIP %s" % (self.n, name, why), flush=True)
+
     def done(self):
-        print("1..%d" % self.n)
+        if self.plan is None:
+            print("1..%d" % self.n, flush=True)
         sys.exit(1 if self.failed else 0)
 
 
