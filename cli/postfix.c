@@ -175,7 +175,11 @@ int main(int argc, char **argv)
 	    STR out = STR_INIT;
 	    char *req[] = {"stats", NULL};
 
+	    char   *qreq[] = {"queue-stats", NULL};
+
 	    if (ctl_call(queue_dir, 1, req, &out) == 0)
+		fputs(STR_DATA(&out), stdout);
+	    if (ctl_call(queue_dir, 1, qreq, &out) == 0)
 		fputs(STR_DATA(&out), stdout);
 	    str_release(&out);
 	}

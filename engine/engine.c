@@ -21,11 +21,15 @@
 #include "engine/stage.h"
 #include "queue/queue_service.h"
 #include "stages/receive_service.h"
+#include "stages/pickup.h"
+#include "stages/qmqpd.h"
 
 /* The components, started in this order and stopped in reverse. */
 static const ENGINE_COMPONENT *engine_components[] = {
     &queue_component,			/* delivery agents, journal, qmgr */
     &receive_component,			/* cleanup, smtpd */
+    &pickup_component,			/* maildrop -> cleanup */
+    &qmqpd_component,			/* QMQP -> cleanup */
     NULL
 };
 
@@ -126,9 +130,10 @@ int engine_main(const char *config_dir)
 	    break;
 	}
     }
+    /* No control request may reach a component that is stopping. */
+    ctl_stop();
     while (started-- > 0)
 	engine_components[started]->stop();
-    ctl_stop();
     if (sig)
 	msg_info("terminating on signal %d", sig);
     maillog_close();

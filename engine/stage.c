@@ -209,8 +209,9 @@ void stage_stats(STAGE *s, STAGE_STATS *st)
 {
     st->name = s->opts.name;
     st->threads = s->opts.threads;
-    st->events_out = __atomic_load_n(&s->events_out, __ATOMIC_ACQUIRE);
+    /* In before out: the in-flight figure may be low, never high. */
     st->events_in = __atomic_load_n(&s->events_in, __ATOMIC_ACQUIRE);
+    st->events_out = __atomic_load_n(&s->events_out, __ATOMIC_ACQUIRE);
     st->batches = __atomic_load_n(&s->batches, __ATOMIC_RELAXED);
     st->busy_ns = __atomic_load_n(&s->busy_ns, __ATOMIC_RELAXED);
     st->inflight = st->events_in >= st->events_out ? st->events_in - st->events_out : 0;

@@ -20,8 +20,11 @@
 #include "engine/msg.h"
 #include "engine/timeutil.h"
 #include "queue/journal.h"
+#include "queue/queue_ctl.h"
 #include "queue/queue_service.h"
+#include "stages/bounce.h"
 #include "stages/delivery_agents.h"
+#include "stages/receive_service.h"
 
 static JOURNAL *qs_journal;
 static QMGR *qs_qmgr;
@@ -44,6 +47,7 @@ static void qs_outcome(void *ctx, const MESSAGE *msg, size_t rcpt_index, enum rc
     if (state == RCPT_DEFERRED && __atomic_load_n(&qs_stopping, __ATOMIC_ACQUIRE)
 	&& reason && strcmp(reason, delivery_agents_shutdown_reason) == 0)
 	return;
+    queue_ctl_count_outcome(state);
     journal_append_outcome(qs_journal, msg->queue_id, rcpt_index, state, reason,
 			   next_retry_us / 1000000, NULL, NULL);
 }
@@ -68,9 +72,10 @@ static void qs_message_done(void *ctx, MESSAGE *msg)
 }
 
 static void qs_notify(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
-		      const size_t *rcpt, size_t n)
+		      const QMGR_NOTIFY_RCPT *rcpt, size_t n)
 {
-    /* Notices (bounce, delay, success) need the bounce service: not yet. */
+    /* The notice is new mail: through cleanup, then back to the journal. */
+    bounce_qmgr_notify(msg, kind, rcpt, n, receive_submit_internal);
 }
 
 static void qs_transport_config(void *ctx, const char *transport, QMGR_TRANSPORT_CONFIG *tc)
@@ -254,16 +259,6 @@ void queue_service_control_async(QMGR_CONTROL *ctl)
     qmgr_control(qs_qmgr, ctl);
 }
 
-static int qs_ctl_flush(int argc, char **argv, STR *out, void *ctx)
-{
-    QMGR_CONTROL ctl;
-
-    memset(&ctl, 0, sizeof(ctl));
-    ctl.op = QMGR_CTL_FLUSH_ALL;
-    queue_service_control(&ctl);
-    return 0;
-}
-
 /* ---- the component ------------------------------------------------------ */
 
 static int qs_start(STR *why)
@@ -293,7 +288,7 @@ static int qs_start(STR *why)
 		 "%zu torn tails, %zu damaged regions, %zu corrupt messages)",
 		 rs.messages, rs.segments, rs.records, rs.torn, rs.damaged, rs.corrupt);
     qs_stopping = 0;
-    ctl_register("flush", qs_ctl_flush, NULL);
+    queue_ctl_register();		/* flush, queue-list, queue-op, ... */
     if ((err = pthread_create(&qs_tid, NULL, qs_thread, NULL)) != 0) {
 	str_printf(why, "pthread_create: %s", strerror(err));
 	return -1;
@@ -306,6 +301,7 @@ static void qs_stop(void)
     QMGR_STATS st;
     QMGR_CONTROL ctl;
 
+    queue_ctl_stop();			/* the metrics endpoint calls into qmgr */
     delivery_agents_quiesce();
     __atomic_store_n(&qs_stopping, 1, __ATOMIC_RELEASE);
     /* Any inbox event wakes the qmgr thread, which then sees qs_stopping. */

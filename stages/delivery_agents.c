@@ -13,13 +13,20 @@
 #include "stages/delivery_agents.h"
 #include "stages/delivery_log.h"
 #include "stages/smtp.h"
+#include "stages/local.h"
+#include "stages/pipe.h"
+#include "stages/virtual.h"
 
-enum agent_kind { AGENT_SMTP, AGENT_ERROR, AGENT_RETRY, AGENT_DISCARD };
+enum agent_kind { AGENT_SMTP, AGENT_ERROR, AGENT_RETRY, AGENT_DISCARD,
+    AGENT_LOCAL, AGENT_VIRTUAL, AGENT_PIPE };
 
 typedef struct AGENT {
     char   *service;
     enum agent_kind kind;
     SMTP_AGENT *smtp;
+    LOCAL_AGENT *local;
+    VIRTUAL_AGENT *virtual_;
+    PIPE_AGENT *pipe;
 } AGENT;
 
 #define AGENT_MAX	64
@@ -97,6 +104,12 @@ static void agent_dispatch(void *ctx, DELIVERY_REQUEST *req)
     }
     if (a->kind == AGENT_SMTP)
 	smtp_agent_deliver(a->smtp, req);
+    else if (a->kind == AGENT_LOCAL)
+	local_agent_deliver(a->local, req);
+    else if (a->kind == AGENT_VIRTUAL)
+	virtual_agent_deliver(a->virtual_, req);
+    else if (a->kind == AGENT_PIPE)
+	pipe_agent_deliver(a->pipe, req);
     else
 	agent_local_outcome(a, req);
 }
@@ -128,8 +141,30 @@ int delivery_agents_start(STR *why)
 	    a->kind = strcmp(svc->name, "retry") == 0 ? AGENT_RETRY : AGENT_ERROR;
 	} else if (strcmp(svc->command, "discard") == 0) {
 	    a->kind = AGENT_DISCARD;
+	} else if (strcmp(svc->command, "local") == 0 || strcmp(svc->command, "virtual") == 0
+		   || strcmp(svc->command, "pipe") == 0) {
+	    STR     err = STR_INIT;
+
+	    /* A broken service leaves its mail queued, not the engine down. */
+	    if (svc->command[0] == 'l') {
+		a->kind = AGENT_LOCAL;
+		a->local = local_agent_create(svc->name, &err);
+	    } else if (svc->command[0] == 'v') {
+		a->kind = AGENT_VIRTUAL;
+		a->virtual_ = virtual_agent_create(svc->name, &err);
+	    } else {
+		a->kind = AGENT_PIPE;
+		a->pipe = pipe_agent_create(svc->name, &err);
+	    }
+	    if (a->local == NULL && a->virtual_ == NULL && a->pipe == NULL) {
+		msg_warn("master.cf service %s: %s", svc->name, STR_DATA(&err));
+		str_release(&err);
+		memset(a, 0, sizeof(*a));
+		continue;
+	    }
+	    str_release(&err);
 	} else {
-	    continue;				/* local, virtual, pipe: not yet */
+	    continue;
 	}
 	a->service = mem_strdup(svc->name);
 	agent_count++;
@@ -159,6 +194,9 @@ void delivery_agents_stop(void)
     for (size_t i = 0; i < agent_count; i++) {
 	if (agents[i].smtp)
 	    smtp_agent_destroy(agents[i].smtp);
+	local_agent_destroy(agents[i].local);
+	virtual_agent_destroy(agents[i].virtual_);
+	pipe_agent_destroy(agents[i].pipe);
 	mem_free(agents[i].service);
     }
     memset(agents, 0, sizeof(agents));

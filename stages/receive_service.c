@@ -39,6 +39,8 @@ typedef struct RS_JOB {
     char    queue_id[QUEUE_ID_MAX];
     int     cleanup_flags;		/* receive_submit_internal() */
     bool    internal;
+    bool    has_info;			/* receive_submit_info(): info below */
+    CLEANUP_INFO info;			/* its fullname owned by the job */
 } RS_JOB;
 
 /* Internal submissions (notices from the qmgr thread) may come before the
@@ -59,9 +61,12 @@ static void rs_job_end(RS_JOB *job, int code, const char *text)
 {
     bool    internal = job->internal;
 
-    job->done(job->done_ctx, code, text);
-    mem_free(job);
+    /* Before done(): once a submitter has its answer it may stop, and the
+     * stage may be freed (rs_stop) while this thread would still touch it. */
     stage_finished(rs_stage, 1);
+    job->done(job->done_ctx, code, text);
+    mem_free((char *) job->info.fullname);
+    mem_free(job);
     if (internal) {
 	pthread_mutex_lock(&rs_internal_lock);
 	if (--rs_internal_out == 0)
@@ -113,7 +118,10 @@ static void rs_cleanup_one(RS_JOB *job)
     int     rc;
 
     memcpy(job->queue_id, m->queue_id, QUEUE_ID_MAX);
-    cleanup_info_default(m, &info);
+    if (job->has_info)
+	info = job->info;
+    else
+	cleanup_info_default(m, &info);
     info.flags |= job->cleanup_flags;
     rs_tls_info(m, &info, proto, cipher);
     rc = cleanup_message(rs_cleanup, m, &info, &reply);
@@ -152,6 +160,21 @@ void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx)
     job->msg = msg;
     job->done = done;
     job->done_ctx = done_ctx;
+    stage_post(rs_stage, &job->ev);
+}
+
+void receive_submit_info(MESSAGE *msg, const CLEANUP_INFO *info, smtpd_done_fn done,
+			 void *done_ctx)
+{
+    RS_JOB *job = MEM_NEW(RS_JOB);
+
+    job->msg = msg;
+    job->done = done;
+    job->done_ctx = done_ctx;
+    job->has_info = true;
+    job->info = *info;
+    job->info.tls_protocol = job->info.tls_cipher = NULL;
+    job->info.fullname = info->fullname ? mem_strdup(info->fullname) : NULL;
     stage_post(rs_stage, &job->ev);
 }
 

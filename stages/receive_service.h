@@ -11,11 +11,16 @@
 
 #include "engine/engine.h"
 #include "queue/message.h"
+#include "stages/cleanup.h"
 #include "stages/smtpd.h"
 
 /* The entry of the cleanup stage: smtpd's submit function, and pickup's
  * and qmqpd's later. Takes ownership of msg; done(ctx, code, text) once. */
 void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx);
+/* The same with what the submitter knows (pickup: uid, sendmail -F, -t);
+ * info is copied, fullname included. */
+void receive_submit_info(MESSAGE *msg, const CLEANUP_INFO *info, smtpd_done_fn done,
+			 void *done_ctx);
 /* The same for the engine's own mail (bounce notices), from any thread, with
  * extra CLEANUP_FLAG_* bits. Returns -1 (msg still the caller's, done never
  * called) while the cleanup stage is not running. */

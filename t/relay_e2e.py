@@ -20,12 +20,12 @@ tap = Tap()
 
 
 def send(port, rcpts, body="Subject: test\r\n\r\nhello\r\n", sender="me@sluice.test",
-         source=None):
+         source=None, notify=None):
     with smtplib.SMTP("127.0.0.1", port, timeout=30,
                       source_address=(source, 0) if source else None) as c:
         c.ehlo("client.test")
         c.mail(sender)
-        results = [c.rcpt(r) for r in rcpts]
+        results = [c.rcpt(r, options=["NOTIFY=" + notify] if notify else []) for r in rcpts]
         if not any(code == 250 for code, _ in results):
             return results, None
         code, text = c.data(body)
@@ -84,8 +84,8 @@ with Server(handler) as sink, Instance(main={"relayhost": "[127.0.0.1]:%d" % sin
            "the deferred recipient is delivered after the flush")
     tap.ok(inst.wait_log(r"%s: removed" % qid2), "and the message is removed")
 
-    # 3. Bounced.
-    rc, (code, text) = send(inst.port, ["nobody@example.com"])
+    # 3. Bounced (no notice: the sender's domain has no delivery agent here).
+    rc, (code, text) = send(inst.port, ["nobody@example.com"], notify="NEVER")
     qid3 = text.split()[-1]
     tap.ok(inst.wait_log(r"%s: to=<nobody@example\.com>.*dsn=5\.1\.1, status=bounced "
                          r"\(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 550 5\.1\.1 no such user" % qid3),

@@ -315,7 +315,7 @@ Test(config, raw_parameters_are_not_expanded)
 
     cr_assert_not_null(cfg);
     cr_expect_str_eq(config_str(cfg, P_MAILBOX_COMMAND), "/usr/bin/procmail -a \"$EXTENSION\" $user");
-    cr_expect_str_eq(config_str(cfg, P_FORWARD_PATH), "$home/.forward${recipient_extension}, $home/.forward");
+    cr_expect_str_eq(config_str(cfg, P_FORWARD_PATH), "$home/.forward${recipient_delimiter}${extension}, $home/.forward");
     config_free(cfg);
 }
 
