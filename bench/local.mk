@@ -1,1 +1,2 @@
 # bench/local.mk
+EXTRA_DIST += bench/e2e.py
