@@ -27,6 +27,7 @@
 
 #define MAILLOG_MAX_PENDING	(8u << 20)	/* bytes waiting before we drop */
 #define MAILLOG_IOV		64
+#define MAILLOG_GATHER_NS	(5 * 1000 * 1000)	/* log lines wait at most this */
 
 typedef struct MAILLOG_LINE {
     SQUEUE_NODE node;
@@ -139,6 +140,14 @@ static void *maillog_thread(void *arg)
 	count += n;
 	__atomic_sub_fetch(&maillog_pending, bytes, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&maillog_written, count, __ATOMIC_RELEASE);
+
+	/*
+	 * While lines keep coming, let them gather for a moment without
+	 * announcing a sleeper: producers then never pay for a wake-up, and
+	 * one writev carries many lines. An idle writer sleeps on the queue.
+	 */
+	struct timespec gather = {0, MAILLOG_GATHER_NS};
+	nanosleep(&gather, NULL);
     }
     return NULL;
 }

@@ -161,6 +161,16 @@ void stage_post(STAGE *s, STAGE_EVENT *event)
     squeue_push(&s->queue, &event->node);
 }
 
+void stage_run_inline(STAGE *s, STAGE_EVENT *event)
+{
+    int64_t start = time_mono_ns();
+
+    __atomic_add_fetch(&s->events_in, 1, __ATOMIC_RELAXED);
+    s->opts.handler(s, s->opts.ctx, &event, 1);
+    __atomic_add_fetch(&s->batches, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->busy_ns, (uint64_t) (time_mono_ns() - start), __ATOMIC_RELAXED);
+}
+
 void stage_finished(STAGE *s, uint64_t count)
 {
     __atomic_add_fetch(&s->events_out, count, __ATOMIC_RELEASE);

@@ -67,6 +67,10 @@ void   stage_stop(STAGE *stage);
 void   stage_free(STAGE *stage);
 
 void   stage_post(STAGE *stage, STAGE_EVENT *event);
+/* Runs the handler for one event on the caller's thread: the same counters
+ * and bound, no hand-off. For work that never blocks, on a hot path where a
+ * thread switch would cost more than the work itself. */
+void   stage_run_inline(STAGE *stage, STAGE_EVENT *event);
 void   stage_finished(STAGE *stage, uint64_t count);
 bool   stage_congested(STAGE *stage);
 void   stage_wait_room(STAGE *stage);

@@ -480,7 +480,17 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 	    i = k;
 	    continue;
 	}
-	if (j->opts.sync == JOURNAL_SYNC_ALWAYS)
+	/*
+	 * Recipient outcomes and DONE records need no sync of their own: lost
+	 * in a crash, they only make a recipient pending again (delivered
+	 * twice, never dropped). They ride along with the next sync, or the
+	 * timer syncs them within journal_batch_sync_delay.
+	 */
+	bool    must_sync = false;
+
+	for (size_t m = i; m < k && !must_sync; m++)
+	    must_sync = v[m]->type != JREC_OUTCOME && v[m]->type != JREC_DONE;
+	if (j->opts.sync == JOURNAL_SYNC_ALWAYS && must_sync)
 	    journal_sync_now(j, s);
 	else if (!j->dirty) {
 	    j->dirty = true;
@@ -552,7 +562,7 @@ static void *journal_writer_main(void *arg)
 	if (__cds_wfcq_splice_blocking(&bh, &bt, &j->qhead, &j->qtail) == CDS_WFCQ_RET_SRC_EMPTY) {
 	    int64_t timeout = -1;
 
-	    if (j->dirty && j->opts.sync == JOURNAL_SYNC_BATCH) {
+	    if (j->dirty && j->opts.sync != JOURNAL_SYNC_OFF) {
 		int64_t due = j->dirty_since_ns + (int64_t) j->opts.batch_sync_ms * 1000000;
 		int64_t now = time_mono_ns();
 
@@ -581,7 +591,7 @@ static void *journal_writer_main(void *arg)
 	journal_writer_batch(j, v, n);
 	for (size_t i = 0; i < n; i++)
 	    journal_req_free(v[i]);
-	if (j->dirty && j->opts.sync == JOURNAL_SYNC_BATCH
+	if (j->dirty && j->opts.sync != JOURNAL_SYNC_OFF
 	    && time_mono_ns() - j->dirty_since_ns >= (int64_t) j->opts.batch_sync_ms * 1000000)
 	    journal_sync_now(j, j->cur);
 	journal_compact_step(j);

@@ -57,7 +57,11 @@
  * acknowledged before is lost and appends succeed again once there is
  * space (smtpd answers "452 4.3.1 Insufficient system storage"). Any other
  * write or fdatasync error is fatal (msg_fatal): it is never retried.
- *	journal_sync = always	done() only after fdatasync (default)
+ *	journal_sync = always	done() only after fdatasync (default), except
+ *				for OUTCOME and DONE records: losing those in
+ *				a crash only repeats a delivery, so they are
+ *				synced with the next batch that needs a sync,
+ *				or journal_batch_sync_delay later
  *	journal_sync = batch	done() after write; fdatasync at most
  *				journal_batch_sync_delay later
  *	journal_sync = off	never fdatasync (tests, benchmarks)

@@ -2,8 +2,9 @@
  * receive_service.c - the cleanup stage and the SMTP listeners (see
  * receive_service.h).
  *
- * The cleanup stage runs cleanup_message() and rewrite_message() on its
- * own threads, then hands the message to the journal; the client's reply
+ * The cleanup stage runs cleanup_message() and rewrite_message() -- on its
+ * own threads for pickup, qmqpd and internal mail, inline on the calling
+ * I/O thread for smtpd -- then hands the message to the journal; the client's reply
  * waits for the journal's sync (queue_service_submit). smtpd is told to
  * slow down while the stage is congested, and to answer 451 at MAIL FROM
  * when it is twice over its bound.
@@ -149,8 +150,13 @@ static void rs_cleanup_one(RS_JOB *job)
 
 static void rs_handler(STAGE *stage, void *ctx, STAGE_EVENT **events, size_t n)
 {
+    const char *service = msg_service();
+
+    /* Inline on an smtpd thread too, cleanup's lines say "cleanup". */
+    msg_service_set("cleanup");
     for (size_t i = 0; i < n; i++)
 	rs_cleanup_one((RS_JOB *) events[i]);
+    msg_service_set(service);
 }
 
 void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx)
@@ -160,7 +166,9 @@ void receive_submit(MESSAGE *msg, smtpd_done_fn done, void *done_ctx)
     job->msg = msg;
     job->done = done;
     job->done_ctx = done_ctx;
-    stage_post(rs_stage, &job->ev);
+    /* cleanup and trivial-rewrite never block (tables are in memory) and
+     * the journal append is asynchronous: do them on smtpd's own thread. */
+    stage_run_inline(rs_stage, &job->ev);
 }
 
 void receive_submit_info(MESSAGE *msg, const CLEANUP_INFO *info, smtpd_done_fn done,

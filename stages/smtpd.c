@@ -467,6 +467,7 @@ static void conn_run(SMTPD_THREAD *t, CONN *c)
 {
     SMTPD  *s = t->smtpd;
     SMTPD_PROTO *p = c->proto;
+    bool    replied = false;
 
     for (int round = 0; round < SMTPD_ROUNDS; round++) {
 	STR    *out = smtpd_proto_output(p);
@@ -477,6 +478,7 @@ static void conn_run(SMTPD_THREAD *t, CONN *c)
 	    if (n > 0) {
 		c->out_off += (size_t) n;
 		conn_touch(t, c);
+		replied = true;
 		continue;
 	    }
 	    if (n == SMTPD_TLS_WANT_WRITE || n == SMTPD_TLS_WANT_READ) {
@@ -543,6 +545,16 @@ static void conn_run(SMTPD_THREAD *t, CONN *c)
 	    c->state = S_PAUSED;
 	    list_append(&t->paused, L_PAUSED, c);
 	    conn_interest(t, c, 0);
+	    return;
+	}
+	/*
+	 * Having just answered, a client that does not pipeline has nothing
+	 * more to say yet: let epoll (level-triggered) tell us, rather than
+	 * pay for a read that returns EAGAIN. Not with TLS, whose library may
+	 * hold decrypted input that epoll cannot see.
+	 */
+	if (replied && c->tls == NULL) {
+	    conn_interest(t, c, EPOLLIN);
 	    return;
 	}
 	long    n = conn_read(c, t->rbuf, SMTPD_READ_BUF);
