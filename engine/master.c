@@ -26,11 +26,16 @@
 #define MASTER_BACKOFF_MIN	1
 #define MASTER_BACKOFF_MAX	60
 
-static volatile sig_atomic_t master_got_signal;
+/* One flag per signal: a SIGCHLD must not hide a SIGTERM that came with it. */
+static volatile sig_atomic_t master_got_signal;	/* SIGTERM or SIGINT */
+static volatile sig_atomic_t master_got_hup;
 
 static void master_on_signal(int sig)
 {
-    master_got_signal = sig;
+    if (sig == SIGHUP)
+	master_got_hup = 1;
+    else if (sig != SIGCHLD)
+	master_got_signal = sig;
 }
 
 pid_t master_running(const char *queue_dir)
@@ -172,25 +177,23 @@ int master_main(const char *config_dir, int detach)
 	    if (time_mono_ns() - started > 60 * TIME_NS_PER_SEC)
 		backoff = MASTER_BACKOFF_MIN;
 	    msg_warn("restarting the engine in %d seconds", backoff);
-	    for (int i = 0; i < backoff * 10 && master_got_signal != SIGTERM
-		 && master_got_signal != SIGINT; i++) {
+	    for (int i = 0; i < backoff * 10 && !master_got_signal; i++) {
 		struct timespec ts = {0, 100 * 1000 * 1000};
 
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		nanosleep(&ts, NULL);
 		sigprocmask(SIG_BLOCK, &block, NULL);
 	    }
-	    if (master_got_signal == SIGTERM || master_got_signal == SIGINT)
+	    if (master_got_signal)
 		goto out;
 	    backoff = backoff * 2 > MASTER_BACKOFF_MAX ? MASTER_BACKOFF_MAX : backoff * 2;
 	    child = master_spawn(config_dir);
 	    started = time_mono_ns();
 	}
-	switch (master_got_signal) {
-	case SIGTERM:
-	case SIGINT:
+	if (master_got_signal)
 	    goto out;
-	case SIGHUP:
+	if (master_got_hup) {
+	    master_got_hup = 0;
 	    msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, config_dir);
 	    if (engine_config_load(config_dir, NULL) == 0) {
 		maillog_close();
@@ -198,9 +201,7 @@ int master_main(const char *config_dir, int detach)
 	    }
 	    if (child > 0)
 		kill(child, SIGHUP);
-	    break;
 	}
-	master_got_signal = 0;
 	sigsuspend(&old);
     }
 out:

@@ -130,14 +130,25 @@ BLOB   *journal_seg_blob(JSEG *s, const char *data, size_t len)
     return blob_external((char *) data, len, journal_seg_blob_release, s);
 }
 
+const uint64_t journal_sync_bucket_us[JOURNAL_SYNC_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 1000000,
+};
+
 static void journal_sync_now(JOURNAL *j, JSEG *s)
 {
+    int64_t start = time_mono_ns();
     int     err = j->be->sync(j->bh, s->segno);
+    uint64_t us, ns = (uint64_t) (time_mono_ns() - start);
+    size_t  b = 0;
 
     if (err)
 	msg_fatal("journal: fdatasync segment %llu in %s: %s",
 		  (unsigned long long) s->segno, j->dir, strerror(err));
     JOURNAL_STAT_ADD(j, syncs, 1);
+    for (us = ns / 1000; b < JOURNAL_SYNC_BUCKETS - 1 && us > journal_sync_bucket_us[b]; b++)
+	 /* find the bucket */ ;
+    JOURNAL_STAT_ADD(j, sync_hist[b], 1);
+    JOURNAL_STAT_ADD(j, sync_ns_total, ns);
     j->dirty = false;
 }
 
@@ -694,6 +705,9 @@ void    journal_stats(JOURNAL *j, JOURNAL_STATS *st)
     JOURNAL_STAT_GET(live_bytes);
     JOURNAL_STAT_GET(compacted);
     JOURNAL_STAT_GET(removed_segments);
+    JOURNAL_STAT_GET(sync_ns_total);
+    for (size_t b = 0; b < JOURNAL_SYNC_BUCKETS; b++)
+	JOURNAL_STAT_GET(sync_hist[b]);
 }
 
 /* Blocking wait for one completion. */

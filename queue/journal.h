@@ -204,6 +204,9 @@ typedef struct JOURNAL_ROUTE {
     const char *nexthop;
 } JOURNAL_ROUTE;
 
+#define JOURNAL_SYNC_BUCKETS	12
+extern const uint64_t journal_sync_bucket_us[JOURNAL_SYNC_BUCKETS - 1];
+
 typedef struct JOURNAL_STATS {
     uint64_t records;			/* committed */
     uint64_t batches;			/* writes */
@@ -216,6 +219,10 @@ typedef struct JOURNAL_STATS {
     uint64_t live_bytes;		/* MESSAGE records of live messages */
     uint64_t compacted;			/* messages copied forward */
     uint64_t removed_segments;
+    /* fdatasync latency: count per bucket (upper bounds in
+     * journal_sync_bucket_us, the last one unbounded) and the total. */
+    uint64_t sync_hist[JOURNAL_SYNC_BUCKETS];
+    uint64_t sync_ns_total;
 } JOURNAL_STATS;
 
 void    journal_options_default(JOURNAL_OPTIONS *opts);	/* from parameters */

@@ -919,6 +919,18 @@ void queue_ctl_metrics(STR *out)
     str_printf(out, "sluice_journal_records_total %llu\n", (unsigned long long) js.records);
     qc_metric(out, "sluice_journal_syncs_total", "counter", "Journal fdatasync calls");
     str_printf(out, "sluice_journal_syncs_total %llu\n", (unsigned long long) js.syncs);
+    qc_metric(out, "sluice_journal_sync_seconds", "histogram", "Journal fdatasync latency");
+    for (size_t b = 0, cum = 0; b < JOURNAL_SYNC_BUCKETS; b++) {
+	cum += js.sync_hist[b];
+	if (b < JOURNAL_SYNC_BUCKETS - 1)
+	    str_printf(out, "sluice_journal_sync_seconds_bucket{le=\"%g\"} %zu\n",
+		       (double) journal_sync_bucket_us[b] / 1e6, cum);
+	else
+	    str_printf(out, "sluice_journal_sync_seconds_bucket{le=\"+Inf\"} %zu\n"
+		       "sluice_journal_sync_seconds_sum %.6f\n"
+		       "sluice_journal_sync_seconds_count %zu\n",
+		       cum, (double) js.sync_ns_total / 1e9, cum);
+    }
     qc_metric(out, "sluice_journal_batches_total", "counter", "Journal group-commit writes");
     str_printf(out, "sluice_journal_batches_total %llu\n", (unsigned long long) js.batches);
     qc_metric(out, "sluice_journal_bytes_total", "counter", "Journal bytes written");

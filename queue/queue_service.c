@@ -279,6 +279,7 @@ static int qs_start(STR *why)
 	return -1;
     }
     memset(&rs, 0, sizeof(rs));
+    msg_service_set("qmgr");			/* recovery speaks for the queue */
     if (journal_recover(qs_journal, qs_recovered, NULL, &rs) < 0) {
 	str_printf(why, "journal recovery failed: %s", strerror(errno));
 	return -1;
@@ -287,6 +288,7 @@ static int qs_start(STR *why)
 	msg_info("journal: recovered %zu messages from %zu segments (%zu records, "
 		 "%zu torn tails, %zu damaged regions, %zu corrupt messages)",
 		 rs.messages, rs.segments, rs.records, rs.torn, rs.damaged, rs.corrupt);
+    msg_service_set("master");
     qs_stopping = 0;
     queue_ctl_register();		/* flush, queue-list, queue-op, ... */
     if ((err = pthread_create(&qs_tid, NULL, qs_thread, NULL)) != 0) {

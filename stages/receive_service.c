@@ -56,6 +56,7 @@ static STAGE *rs_stage;
 static REWRITE *rs_rewrite;
 static CLEANUP_CTX *rs_cleanup;
 static SMTPD *rs_smtpd[RS_MAX_SMTPD];
+static SMTPD_CONFIG *rs_smtpd_cfg[RS_MAX_SMTPD];
 static size_t rs_nsmtpd;
 
 static void rs_job_end(RS_JOB *job, int code, const char *text)
@@ -321,6 +322,7 @@ static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
     opts.submit = receive_submit;
     opts.etrn = rs_etrn;
     opts.pressure = rs_pressure;
+    rs_smtpd_cfg[rs_nsmtpd] = cfg;
     rs_smtpd[rs_nsmtpd] = smtpd_start(&opts, &err);
     for (size_t i = 0; i < n; i++)
 	mem_free(addrs[i]);
@@ -370,8 +372,10 @@ static int rs_start(STR *why)
 static void rs_stop(void)
 {
     /* smtpd_stop waits for outstanding replies, so the stage still runs. */
-    while (rs_nsmtpd > 0)
+    while (rs_nsmtpd > 0) {
 	smtpd_stop(rs_smtpd[--rs_nsmtpd]);
+	smtpd_config_free(rs_smtpd_cfg[rs_nsmtpd]);
+    }
     pthread_mutex_lock(&rs_internal_lock);
     rs_internal_open = false;
     while (rs_internal_out > 0)

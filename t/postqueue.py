@@ -131,6 +131,11 @@ with Server(handler) as sink, Instance(main={"relayhost": "[127.0.0.1]:%d" % sin
            and 'sluice_stage_queue_depth{stage="cleanup"}' in body
            and "sluice_journal_syncs_total" in body, "metrics: queue, recipients, stages, journal", body)
     tap.ok('sluice_recipients_total{status="sent"} 1\n' in body, "metrics: recipients sent", body)
+    m = re.search(r'^sluice_journal_sync_seconds_bucket\{le="\+Inf"\} (\d+)$', body, re.M)
+    n = re.search(r'^sluice_journal_sync_seconds_count (\d+)$', body, re.M)
+    s = re.search(r'^sluice_journal_syncs_total (\d+)$', body, re.M)
+    tap.ok(m and n and s and int(m.group(1)) == int(n.group(1)) == int(s.group(1)) > 0,
+           "metrics: journal sync latency histogram counts every sync", body)
 
     # Stopped: the same views from the journal.
     inst.stop()
