@@ -14,6 +14,7 @@
 #include "engine/config.h"
 #include "engine/engine.h"
 #include "engine/ctl.h"
+#include "engine/fsutil.h"
 #include "engine/maillog.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
@@ -94,7 +95,7 @@ int engine_main(const char *config_dir)
     engine_config_dir = config_dir;
     if (engine_config_load(config_dir, &why) < 0)
 	msg_fatal("%s", STR_DATA(&why));
-    if (mkdir(param_str(P_QUEUE_DIRECTORY), 0755) < 0 && errno != EEXIST)
+    if (fs_mkdirs(param_str(P_QUEUE_DIRECTORY), 0755) < 0)
 	msg_fatal("mkdir %s: %m", param_str(P_QUEUE_DIRECTORY));
 
     /* Every thread created from here on inherits the blocked mask. */

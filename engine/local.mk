@@ -5,6 +5,7 @@ libsluice_a_SOURCES += \
 	engine/str.c engine/str.h \
 	engine/blob.c engine/blob.h \
 	engine/timeutil.c engine/timeutil.h \
+	engine/fsutil.c engine/fsutil.h \
 	engine/param.c \
 	engine/squeue.c engine/squeue.h \
 	engine/stage.c engine/stage.h \
@@ -49,3 +50,15 @@ run: all
 	@echo "Sluice: config $(RUN_DIR)/etc, SMTP on 127.0.0.1:2525; Ctrl-C stops it."
 	@exec ./cli/postfix -c $(RUN_DIR)/etc start-fg
 .PHONY: run
+
+# The installed main.cf names this installation's directories, so that
+# `$prefix/sbin/postfix start` works as it is, as an ordinary user too.
+install-data-hook:
+	@cf='$(DESTDIR)$(sysconfdir)/sluice/main.cf'; \
+	if ! grep -q '^# Installation directories' "$$cf"; then \
+	  { echo ''; echo '# Installation directories (written by make install).'; \
+	    echo 'queue_directory = $(localstatedir)/spool/sluice'; \
+	    echo 'data_directory = $(localstatedir)/lib/sluice'; \
+	    echo 'daemon_directory = $(pkglibexecdir)'; \
+	    echo 'command_directory = $(sbindir)'; } >> "$$cf"; \
+	fi

@@ -16,6 +16,7 @@
 
 #include "engine/master.h"
 #include "engine/engine.h"
+#include "engine/fsutil.h"
 #include "engine/maillog.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
@@ -134,7 +135,7 @@ int master_main(const char *config_dir, int detach)
     }
     maillog_open(param_str(P_SYSLOG_NAME), param_str(P_MAILLOG_FILE));
     msg_service_set("master");
-    if (mkdir(param_str(P_QUEUE_DIRECTORY), 0755) < 0 && errno != EEXIST)
+    if (fs_mkdirs(param_str(P_QUEUE_DIRECTORY), 0755) < 0)
 	msg_fatal("mkdir %s: %m", param_str(P_QUEUE_DIRECTORY));
     lock_fd = master_lock_pid_file(param_str(P_QUEUE_DIRECTORY));
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, config_dir);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
+#include "engine/fsutil.h"
 #include "engine/mem.h"
 #include "stages/mailbox_util.h"
 
@@ -359,32 +360,6 @@ static int mailbox_mkdir(const char *path)
     return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-/* mkdir -p, in place on a stack copy. */
-static int mailbox_mkdirs(const char *path)
-{
-    char    buf[4096];
-    size_t  n = (size_t) snprintf(buf, sizeof(buf), "%s", path);
-
-    if (n >= sizeof(buf)) {
-	errno = ENAMETOOLONG;
-	return -1;
-    }
-    if (mkdir(buf, 0700) == 0 || errno == EEXIST)
-	return 0;
-    if (errno != ENOENT)
-	return -1;
-    for (char *s = buf + 1; *s; s++) {
-	if (*s != '/')
-	    continue;
-	*s = 0;
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-	    *s = '/';
-	    return -1;
-	}
-	*s = '/';
-    }
-    return mailbox_mkdir(buf);
-}
 
 void    mailbox_maildir_deliver(const char *dir, const char *data, size_t len,
 				        MAILBOX_RESULT *res)
@@ -403,7 +378,7 @@ void    mailbox_maildir_deliver(const char *dir, const char *data, size_t len,
 	return;
     }
     /* Make the Maildir (and missing parents) on first delivery, as Postfix does. */
-    if (mailbox_mkdirs(base) < 0) {
+    if (fs_mkdirs(base, 0700) < 0) {
 	mailbox_result_set(res, DELIVERY_DEFER, "4.2.0", "create maildir %s: %s", base,
 			   strerror(errno));
 	return;
