@@ -8,8 +8,20 @@ libsluice_a_SOURCES += \
 sbin_PROGRAMS += cli/postconf
 cli_postconf_SOURCES = cli/postconf.c
 
+# The shipped configuration: installed only where none exists yet, so that
+# `make install` over a running installation never loses the operator's edits.
 sluiceconfdir = $(sysconfdir)/sluice
-dist_sluiceconf_DATA = etc/main.cf etc/master.cf etc/aliases
+SLUICE_CONF_FILES = etc/main.cf etc/master.cf etc/aliases
+EXTRA_DIST += $(SLUICE_CONF_FILES)
+install-data-local:
+	$(MKDIR_P) '$(DESTDIR)$(sluiceconfdir)'
+	@for f in $(SLUICE_CONF_FILES); do \
+	  d='$(DESTDIR)$(sluiceconfdir)'/$$(basename $$f); \
+	  if test -f "$$d"; then echo "keeping $$d"; \
+	  else $(INSTALL_DATA) '$(srcdir)'/$$f "$$d" || exit 1; fi; \
+	done
+uninstall-local:
+	@for f in $(SLUICE_CONF_FILES); do rm -f '$(DESTDIR)$(sluiceconfdir)'/$$(basename $$f); done
 
 # Unit and golden-file tests.
 check_PROGRAMS += t/test_config
