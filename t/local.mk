@@ -21,3 +21,5 @@ TESTS += t/postfix_control.py
 EXTRA_DIST += t/lib/sluicetest.py t/postfix_control.py
 TESTS += t/relay_e2e.py
 EXTRA_DIST += t/relay_e2e.py
+TESTS += t/journal_enospc.py
+EXTRA_DIST += t/journal_enospc.py
