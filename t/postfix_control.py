@@ -43,6 +43,24 @@ with Instance() as inst:
     tap.ok(SCRIPT + "refreshing the Postfix mail system" in r.stderr, "reload says refreshing")
     tap.ok(inst.wait_log(r"postfix/master\[\d+\]: reload"), "reload is logged")
 
+    # A bad value on reload: the engine logs why and keeps the old configuration.
+    with open(os.path.join(inst.etc, "main.cf"), "a") as f:
+        f.write("smtpd_recipient_limit = lots\n")
+    inst.postfix("reload")
+    tap.ok(inst.wait_log(r"smtpd_recipient_limit.*lots.*\n(.*\n)*.*keeping the old configuration|"
+                         r"keeping the old configuration"),
+           "reload with a bad value logs it and keeps the old configuration", inst.log()[-2000:])
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", inst.port, timeout=20) as c:
+        tap.eq(c.noop()[0], 250, "the engine still serves SMTP after the refused reload")
+    r = inst.postfix("check")
+    tap.ok(r.returncode != 0 and "smtpd_recipient_limit" in r.stderr,
+           "postfix check names the bad parameter", r.stderr)
+    with open(os.path.join(inst.etc, "main.cf")) as f:
+        lines = [line for line in f if not line.startswith("smtpd_recipient_limit")]
+    with open(os.path.join(inst.etc, "main.cf"), "w") as f:
+        f.writelines(lines)
+
     r = inst.cmd("postfix", "-v", "status")
     tap.ok("stage" in r.stdout and "maillog_dropped" in r.stdout,
            "status -v prints stage counters through the control socket", r.stdout + r.stderr)
