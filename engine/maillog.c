@@ -249,7 +249,7 @@ void maillog_close(void)
     msg_sink_set(msg_sink_stderr);
     __atomic_store_n(&maillog_running, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&maillog_stop_flag, 1, __ATOMIC_RELEASE);
-    squeue_kick(&maillog_queue);
+    squeue_close(&maillog_queue);
     pthread_join(maillog_tid, NULL);
     if (maillog_fd >= 0)
 	close(maillog_fd);

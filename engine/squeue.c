@@ -51,6 +51,7 @@ void squeue_init(SQUEUE *q, enum squeue_wake wake)
     cds_wfcq_init(&q->head, &q->tail);
     q->seq = 0;
     q->sleepers = 0;
+    q->closed = 0;
     q->wake = wake;
     q->event_fd = -1;
     if (wake == SQUEUE_WAKE_EVENTFD
@@ -124,7 +125,7 @@ void squeue_wait(SQUEUE *q, int64_t timeout_ns)
 
     __atomic_add_fetch(&q->sleepers, 1, __ATOMIC_SEQ_CST);
     cmm_smp_mb();
-    if (cds_wfcq_empty(&q->head, &q->tail)) {
+    if (cds_wfcq_empty(&q->head, &q->tail) && !__atomic_load_n(&q->closed, __ATOMIC_SEQ_CST)) {
 	if (timeout_ns >= 0) {
 	    ts.tv_sec = timeout_ns / 1000000000LL;
 	    ts.tv_nsec = timeout_ns % 1000000000LL;
@@ -145,6 +146,13 @@ void squeue_kick(SQUEUE *q)
     }
     __atomic_add_fetch(&q->seq, 1, __ATOMIC_SEQ_CST);
     squeue_futex(&q->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+void squeue_close(SQUEUE *q)
+{
+    /* closed before seq: a sleeper that loaded the old seq sees closed. */
+    __atomic_store_n(&q->closed, 1, __ATOMIC_SEQ_CST);
+    squeue_kick(q);
 }
 
 int squeue_fd(SQUEUE *q)

@@ -30,6 +30,7 @@ typedef struct SQUEUE {
     struct cds_wfcq_tail tail __attribute__((aligned(64)));
     uint32_t seq __attribute__((aligned(64)));	/* futex word */
     int32_t  sleepers;
+    int      closed;		/* squeue_close(): sleepers never sleep again */
     int      event_fd;		/* -1 unless SQUEUE_WAKE_EVENTFD */
     enum squeue_wake wake;
 } SQUEUE;
@@ -51,8 +52,13 @@ SQUEUE_NODE *squeue_batch_next(SQUEUE_BATCH *batch);	/* NULL at the end */
 /* Futex mode: sleep until something is pushed or timeout_ns passes
  * (negative: forever) or squeue_kick(). Returns at once if not empty. */
 void squeue_wait(SQUEUE *q, int64_t timeout_ns);
-/* Wake every sleeper (shutdown). */
+/* Wake every sleeper once (e.g. to run timers now). A consumer about to
+ * sleep may miss a kick: use it only where a late wake-up is harmless. */
 void squeue_kick(SQUEUE *q);
+/* Shutdown: wake every sleeper, and from now on squeue_wait() returns at
+ * once -- a consumer that checks its stop flag and then sleeps cannot miss
+ * this, unlike a kick. */
+void squeue_close(SQUEUE *q);
 /* Eventfd mode: the fd to watch for readability; drain it before taking. */
 int  squeue_fd(SQUEUE *q);
 void squeue_fd_drain(SQUEUE *q);

@@ -130,11 +130,9 @@ void stage_stop(STAGE *s)
     if (s->tids == NULL)
 	return;
     __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
-    squeue_kick(&s->queue);
-    for (int i = 0; i < s->opts.threads; i++) {
-	squeue_kick(&s->queue);
+    squeue_close(&s->queue);
+    for (int i = 0; i < s->opts.threads; i++)
 	pthread_join(s->tids[i], NULL);
-    }
     mem_free(s->tids);
     s->tids = NULL;
 }

@@ -184,3 +184,21 @@ Test(squeue, eventfd_signals_nonempty)
     cr_assert_not(squeue_take(&q, &b));
     squeue_destroy(&q);
 }
+
+/* Stopping idle workers: a stop that races with a worker going to sleep must
+ * still wake it (a lost wake-up here hangs the engine's shutdown). */
+Test(stage, stop_never_hangs, .timeout = 120)
+{
+    TEST_CTX ctx = {.seen = NULL};
+    STAGE_OPTS opts = {.name = "stop", .threads = 4, .handler = test_handler, .ctx = &ctx};
+
+    for (int round = 0; round < 2000; round++) {
+	STAGE  *stage = stage_create(&opts);
+
+	stage_start(stage);
+	if (round & 1)
+	    sched_yield();			/* vary who gets where first */
+	stage_free(stage);
+    }
+    cr_assert(true);
+}
