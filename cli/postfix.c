@@ -2,7 +2,10 @@
  * postfix.c - the postfix(1) command: start, stop and check the mail system.
  *
  * Usage: postfix [-c config_dir] [-v] command
- *   start | start-fg | stop | abort | reload | status | check | flush
+ *   start | start-fg | stop | abort | reload | status | check | flush |
+ *   set-permissions
+ * `check` and `set-permissions` go on in postfix_check.c once main.cf and
+ * master.cf are known to be valid.
  * Messages and exit codes follow Postfix's postfix-script, e.g.
  *   postfix/postfix-script: the Postfix mail system is running: PID: 1234
  * The master runs from daemon_directory; stop and abort wait (up to 30 s)
@@ -27,6 +30,7 @@
 #include "engine/str.h"
 #include "engine/timeutil.h"
 #include "engine/config.h"
+#include "cli/postfix_check.h"
 
 #define SCRIPT "postfix/postfix-script"
 
@@ -139,7 +143,9 @@ int main(int argc, char **argv)
     if (postfix_check(config_dir) != 0)
 	return 1;
     if (strcmp(cmd, "check") == 0)
-	return 0;
+	return postfix_check_run(config_dir, false);
+    if (strcmp(cmd, "set-permissions") == 0)
+	return postfix_check_run(config_dir, true);
     queue_dir = param_str(P_QUEUE_DIRECTORY);
     pid = master_running(queue_dir);
 
@@ -225,6 +231,6 @@ int main(int argc, char **argv)
 	return rc != 0;
     }
     fprintf(stderr, "%s: fatal: unknown command: '%s'. Usage: postfix start (or stop, reload, "
-	    "abort, flush, check, status, start-fg)\n", SCRIPT, cmd);
+	    "abort, flush, check, status, start-fg, set-permissions)\n", SCRIPT, cmd);
     return 1;
 }

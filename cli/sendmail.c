@@ -26,7 +26,12 @@
  *   carry them through the maildrop yet: -B type (8BITMIME|7BIT, checked),
  *   -N dsn, -R ret, -V envid, -X log, -L label, -O opt, -h hops, -A, -G,
  *   -U, -c, -e, -m, -n, -o* other than -oi, -p, -v, -x.
- *   -bv (address verification) is not available: EX_UNAVAILABLE.
+ *   -bv             address verification: no message is read; a probe
+ *                   ("From: sender", "Subject: probe", "To: recipients")
+ *                   goes to the maildrop flagged MAILDROP_FLAG_VERIFY; the
+ *                   engine mails the sender a Mail Delivery Status Report
+ *                   (deliverable / undeliverable per recipient, see
+ *                   stages/trace.h) and delivers nothing. Not with -t.
  * Invoked as "mailq" it acts as -bp, as "newaliases" as -bi.
  *
  * Input: lines end in LF or CRLF (trailing CRs are removed, as Postfix's
@@ -92,7 +97,7 @@ static void __attribute__((format(printf, 2, 3), noreturn)) sm_fatal(int status,
 
 static void sm_usage(void)
 {
-    sm_fatal(EX_USAGE, "usage: %s [-bdimpqs] [-C config] [-f sender] [-F full_name] "
+    sm_fatal(EX_USAGE, "usage: %s [-bdimpqsv] [-C config] [-f sender] [-F full_name] "
 	     "[-it] [recipient ...]", sm_prog);
 }
 
@@ -418,6 +423,51 @@ static void sm_enqueue(const char *sender, const char *fullname, bool extract, b
 		 sm_user, sm_uid, status);
 }
 
+/* ---- -bv: address verification ---- */
+
+/*
+ * As Postfix's sendmail -bv: stdin is not read; the probe's content names
+ * the sender and the recipients, the envelope carries the verify flag, and
+ * the report goes to the sender.
+ */
+static void sm_verify(const char *sender, const char *fullname, bool extract,
+		              char **rcpt, size_t nrcpt)
+{
+    SM_DROP d;
+    STR     content = STR_INIT;
+    int     status;
+
+    if (extract)
+	sm_fatal(EX_USAGE, "%s(%ld): -t option cannot be used with -bv", sm_user, sm_uid);
+    if (nrcpt == 0)
+	sm_fatal(EX_USAGE, "Recipient addresses must be specified on the command line or "
+		 "via the -t option");
+    sm_check_field("the sender address", sender);
+    if (fullname)
+	sm_check_field("the full name", fullname);
+    for (size_t i = 0; i < nrcpt; i++)
+	sm_check_field("a recipient address", rcpt[i]);
+    if (nrcpt > MAILDROP_MAX_RCPTS)
+	sm_fatal(EX_USAGE, "%s(%ld): more than %d recipients", sm_user, sm_uid,
+		 MAILDROP_MAX_RCPTS);
+    if (*sender)
+	str_printf(&content, "From: %s\r\n", sender);
+    str_puts(&content, "Subject: probe\r\nTo:");
+    for (size_t i = 0; i < nrcpt; i++)
+	str_printf(&content, "%s%s%s\r\n", i ? "\t" : " ", rcpt[i], i + 1 < nrcpt ? "," : "");
+    str_puts(&content, "\r\n");
+
+    sm_drop_open(&d);
+    sm_drop_envelope(&d, sender, fullname, MAILDROP_FLAG_VERIFY, rcpt, nrcpt);
+    sm_drop_put(&d, MAILDROP_REC_CONTENT, content.data, STR_LEN(&content));
+    str_release(&content);
+    if ((status = sm_drop_close(&d)) != 0)
+	sm_fatal(EX_TEMPFAIL, "%s(%ld): the message was not queued (postdrop exit status %d)",
+		 sm_user, sm_uid, status);
+    printf("Mail Delivery Status Report will be mailed to <%s>.\n", sender);
+    fflush(stdout);
+}
+
 /* ---- -bs: SMTP on stdin/stdout ---- */
 
 static void sm_quiet_sink(enum msg_level level, const char *service, const char *text)
@@ -590,7 +640,7 @@ int     main(int argc, char **argv)
     enum sm_mode mode = SM_ENQUEUE;
     const char *opt_C = NULL, *sender = NULL, *fullname = NULL;
     const char *flush_site = NULL, *flush_id = NULL;
-    bool    extract = false, dot_ends = true;
+    bool    extract = false, dot_ends = true, verify = false;
     char  **rcpt = NULL, *login, *fullname_buf = NULL;
     size_t  nrcpt = 0;
     struct passwd *pw;
@@ -679,7 +729,9 @@ int     main(int argc, char **argv)
 		mode = SM_SMTP;
 		break;
 	    case 'v':
-		sm_fatal(EX_UNAVAILABLE, "-bv: address verification is not available");
+		mode = SM_ENQUEUE;
+		verify = true;
+		break;
 	    default:
 		sm_fatal(EX_USAGE, "unsupported: -b%s", optarg);
 	    }
@@ -775,7 +827,10 @@ int     main(int argc, char **argv)
 	    rcpt[nrcpt++] = mem_strdup("");
 	}
     }
-    sm_enqueue(sender_buf, fullname, extract, dot_ends, rcpt, nrcpt);
+    if (verify)
+	sm_verify(sender_buf, fullname, extract, rcpt, nrcpt);
+    else
+	sm_enqueue(sender_buf, fullname, extract, dot_ends, rcpt, nrcpt);
     for (size_t i = 0; i < nrcpt; i++)
 	mem_free(rcpt[i]);
     mem_free(rcpt);

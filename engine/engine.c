@@ -19,18 +19,24 @@
 #include "engine/mem.h"
 #include "engine/msg.h"
 #include "engine/param.h"
+#include "engine/privsep.h"
 #include "engine/stage.h"
 #include "queue/queue_service.h"
 #include "stages/receive_service.h"
 #include "stages/pickup.h"
 #include "stages/qmqpd.h"
+#include "stages/mailbox_exec.h"
+#include "stages/screen_service.h"
+#include "stages/verify.h"
 
 /* The components, started in this order and stopped in reverse. */
 static const ENGINE_COMPONENT *engine_components[] = {
     &queue_component,			/* delivery agents, journal, qmgr */
+    &verify_component,			/* address verification (smtpd asks it) */
     &receive_component,			/* cleanup, smtpd */
     &pickup_component,			/* maildrop -> cleanup */
     &qmqpd_component,			/* QMQP -> cleanup */
+    &screen_component,			/* postscreen -> pass smtpd */
     NULL
 };
 
@@ -97,6 +103,15 @@ int engine_main(const char *config_dir)
 	msg_fatal("%s", STR_DATA(&why));
     if (fs_mkdirs(param_str(P_QUEUE_DIRECTORY), 0755) < 0)
 	msg_fatal("mkdir %s: %m", param_str(P_QUEUE_DIRECTORY));
+
+    /*
+     * Started as root: fork the privileged helper (binds, per-user delivery
+     * steps) and continue as mail_owner. Before any thread exists, so the
+     * helper is single-threaded and the drop covers the whole process.
+     */
+    mailbox_exec_register();
+    if (privsep_start(&why) < 0)
+	msg_fatal("privilege separation: %s", STR_DATA(&why));
 
     /* Every thread created from here on inherits the blocked mask. */
     sigemptyset(&sigs);

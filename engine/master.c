@@ -21,6 +21,7 @@
 #include "engine/mem.h"
 #include "engine/msg.h"
 #include "engine/param.h"
+#include "engine/privsep.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
 
@@ -138,6 +139,14 @@ int master_main(const char *config_dir, int detach)
     if (fs_mkdirs(param_str(P_QUEUE_DIRECTORY), 0755) < 0)
 	msg_fatal("mkdir %s: %m", param_str(P_QUEUE_DIRECTORY));
     lock_fd = master_lock_pid_file(param_str(P_QUEUE_DIRECTORY));
+    /* As root: queue directories and maillog_file for mail_owner. */
+    {
+	STR     why = STR_INIT;
+
+	if (privsep_prepare(true, &why) < 0)
+	    msg_fatal("%s", STR_DATA(&why));
+	str_release(&why);
+    }
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, config_dir);
 
     memset(&sa, 0, sizeof(sa));

@@ -16,6 +16,7 @@
 #include "engine/mem.h"
 #include "engine/metrics.h"
 #include "engine/msg.h"
+#include "engine/privsep.h"
 
 #define METRICS_IO_TIMEOUT_MS	2000
 
@@ -144,7 +145,7 @@ int metrics_start(const char *listen_addr, metrics_fn fn, STR *why)
     metrics_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (metrics_fd < 0
 	|| setsockopt(metrics_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0
-	|| bind(metrics_fd, res->ai_addr, res->ai_addrlen) < 0
+	|| privsep_bind(metrics_fd, res->ai_addr, res->ai_addrlen) < 0
 	|| listen(metrics_fd, 16) < 0) {
 	str_printf(why, "bind %s: %s", listen_addr, strerror(errno));
 	if (metrics_fd >= 0)

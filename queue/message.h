@@ -68,6 +68,8 @@ typedef struct MESSAGE {
     int     dsn_ret;		/* DSN_RET_* */
     int     body_type;		/* BODY_TYPE_* */
     bool    smtputf8;
+    bool    probe;		/* address verification probe: never journaled;
+				 * SMTP stops after RCPT, logs "deliverable" */
     RCPT   *rcpt;
     size_t  nrcpt;
     size_t  rcpt_cap;

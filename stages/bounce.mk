@@ -2,7 +2,8 @@
 libsluice_a_SOURCES += \
 	stages/bounce.c stages/bounce.h stages/bounce_priv.h \
 	stages/bounce_dsn.c \
-	stages/bounce_text.c
+	stages/bounce_text.c \
+	stages/trace.c stages/trace.h
 
 check_PROGRAMS += t/test_bounce t/bounce_tool
 TESTS += t/test_bounce

@@ -79,6 +79,9 @@ void    cleanup_free(CLEANUP_CTX *ctx);
 #define CLEANUP_FLAG_NO_CHECKS	(1<<2)	/* no header/body checks (our own
 					 * bounce notices) */
 #define CLEANUP_FLAG_NO_RECEIVED (1<<3)	/* do not prepend Received: */
+#define CLEANUP_FLAG_VERIFY	(1<<4)	/* sendmail -bv: after cleanup and
+					 * rewrite, a report (stages/trace.h)
+					 * instead of the journal */
 
 typedef struct CLEANUP_INFO {
     int     flags;			/* CLEANUP_FLAG_* */

@@ -98,7 +98,10 @@ void delivery_log_rcpt(const DELIVERY_REQUEST *req, size_t i, const DELIVERY_LOG
     delivery_log_delay(&line, sdelay);
     str_putc(&line, '/');
     delivery_log_delay(&line, xdelay);
-    str_printf(&line, ", dsn=%s, status=%s (%s)", dr->dsn, delivery_log_status(dr->status),
+    /* A verify probe reports what would happen (Postfix's verify_append). */
+    str_printf(&line, ", dsn=%s, status=%s (%s)", dr->dsn,
+	       m->probe ? (dr->status == DELIVERY_SENT ? "deliverable" : "undeliverable")
+	       : delivery_log_status(dr->status),
 	       dr->reason ? dr->reason : "");
     msg_info("%s", STR_DATA(&line));
     str_release(&line);

@@ -109,7 +109,7 @@ int     local_default_privs(LOCAL_STATE *st, LOCAL_PRIVS *p)
 {
     int     rc;
 
-    if (geteuid() != 0)
+    if (!mailbox_exec_privileged())
 	rc = local_getpw(NULL, geteuid(), true, p);
     else
 	rc = local_getpw(st->agent->default_privs, 0, false, p);
@@ -119,7 +119,7 @@ int     local_default_privs(LOCAL_STATE *st, LOCAL_PRIVS *p)
 			  st->agent->default_privs, rc < 0 ? "lookup error" : "no such user");
 	return -1;
     }
-    if (geteuid() == 0 && p->creds.uid == 0) {
+    if (mailbox_exec_privileged() && p->creds.uid == 0) {
 	local_privs_release(p);
 	local_outcome_set(st, DELIVERY_DEFER, "4.3.0",
 			  "mail system configuration error: default_privs is root");
@@ -147,27 +147,6 @@ void    local_format(LOCAL_STATE *st, STR *out, int fmt_flags, bool delivered_to
 }
 
 /* ---- the mailbox ---- */
-
-typedef struct LOCAL_MBOX_JOB {
-    const char *path;
-    const STR *data;
-    const MAILBOX_LOCK *lock;
-    uid_t   uid;
-    gid_t   gid;
-    long long limit;
-    bool    maildir;
-} LOCAL_MBOX_JOB;
-
-static void local_mbox_run(void *ctx, MAILBOX_RESULT *res)
-{
-    LOCAL_MBOX_JOB *j = ctx;
-
-    if (j->maildir)
-	mailbox_maildir_deliver(j->path, STR_DATA(j->data), STR_LEN(j->data), res);
-    else
-	mailbox_mbox_append(j->path, STR_DATA(j->data), STR_LEN(j->data), j->lock, j->uid,
-			    j->gid, j->limit, res);
-}
 
 typedef struct LOCAL_VARS {
     LOCAL_STATE *st;
@@ -212,8 +191,8 @@ static const char *local_var(void *ctx, const char *name)
 static void local_mailbox(LOCAL_STATE *st, const LOCAL_PRIVS *pw)
 {
     LOCAL_AGENT *a = st->agent;
-    LOCAL_MBOX_JOB job = {.lock = &a->lock, .uid = (uid_t) -1, .gid = (gid_t) -1,
-    .limit = a->size_limit};
+    MAILBOX_FILE_JOB job = {.lock = &a->lock, .chown_uid = (uid_t) -1,
+    .chown_gid = (gid_t) -1, .size_limit = a->size_limit};
     MAILBOX_CREDS creds = pw->creds;
     MAILBOX_RESULT res;
     STR     path = STR_INIT, data = STR_INIT, err = STR_INIT;
@@ -248,8 +227,8 @@ static void local_mailbox(LOCAL_STATE *st, const LOCAL_PRIVS *pw)
 	 */
 	if (stat(a->spool, &sst) == 0 && !(sst.st_mode & S_IWOTH) && sst.st_uid != creds.uid) {
 	    mailbox_exec_self(&creds);
-	    job.uid = pw->creds.uid;
-	    job.gid = pw->creds.gid;
+	    job.chown_uid = pw->creds.uid;
+	    job.chown_gid = pw->creds.gid;
 	}
     }
     local_format(st, &data, job.maildir ? 0 : MAILBOX_FMT_FROM_LINE | MAILBOX_FMT_QUOTE_FROM
@@ -260,8 +239,9 @@ static void local_mailbox(LOCAL_STATE *st, const LOCAL_PRIVS *pw)
 	goto done;
     }
     job.path = STR_DATA(&path);
-    job.data = &data;
-    mailbox_exec_as(&creds, local_mbox_run, &job, &res);
+    job.data = STR_DATA(&data);
+    job.len = STR_LEN(&data);
+    mailbox_exec_file(&creds, &job, &res);
     local_outcome(st, &res);
 
 done:
@@ -283,29 +263,22 @@ static int local_read_forward(LOCAL_STATE *st, const LOCAL_PRIVS *pw, STR *text)
     for (size_t i = 0; list[i] && found == 0; i++) {
 	STR     path = STR_INIT, err = STR_INIT;
 	struct stat fst;
-	int     fd;
 
 	if (mailbox_expand(list[i], local_var, &v, &path, &err) < 0) {
 	    msg_warn("forward_path: %s", STR_DATA(&err));
-	} else if ((fd = open(STR_DATA(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) >= 0) {
-	    /* Read with our rights, so trust only the user's (or root's) own file. */
-	    if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode)
+	} else if (mailbox_exec_read(&pw->creds, STR_DATA(&path), true, 1024 * 1024, text,
+				     &fst) == 0 || errno == EINVAL) {
+	    /* Read as the user (or as root); trust only the user's (or root's)
+	     * own regular file. */
+	    if (S_ISREG(fst.st_mode)
 		&& (fst.st_uid == pw->creds.uid || fst.st_uid == 0 || fst.st_uid == geteuid())
 		&& !(fst.st_mode & S_IWOTH)) {
-		char    buf[8192];
-		ssize_t n;
-
-		while ((n = read(fd, buf, sizeof(buf))) > 0 && STR_LEN(text) < 1024 * 1024)
-		    str_append(text, buf, (size_t) n);
-		found = n < 0 ? -1 : 1;
-		if (found < 0)
-		    local_outcome_set(st, DELIVERY_DEFER, "4.3.0", "cannot read %s: %s",
-				      STR_DATA(&path), strerror(errno));
+		found = 1;
 	    } else {
+		str_reset(text);
 		msg_warn("%s: not a regular file owned by %s, or writable by others: ignored",
 			 STR_DATA(&path), pw->user);
 	    }
-	    close(fd);
 	} else if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
 	    local_outcome_set(st, DELIVERY_DEFER, "4.3.0", "cannot open %s: %s",
 			      STR_DATA(&path), strerror(errno));

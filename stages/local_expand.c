@@ -208,29 +208,10 @@ void    local_command(LOCAL_STATE *st, const char *command, const LOCAL_PRIVS *p
 
 /* ---- files ---- */
 
-typedef struct LOCAL_FILE_JOB {
-    const char *path;
-    const STR *data;
-    const MAILBOX_LOCK *lock;
-    long long limit;
-    bool    maildir;
-} LOCAL_FILE_JOB;
-
-static void local_file_run(void *ctx, MAILBOX_RESULT *res)
-{
-    LOCAL_FILE_JOB *j = ctx;
-
-    if (j->maildir)
-	mailbox_maildir_deliver(j->path, STR_DATA(j->data), STR_LEN(j->data), res);
-    else
-	mailbox_mbox_append(j->path, STR_DATA(j->data), STR_LEN(j->data), j->lock,
-			    (uid_t) -1, (gid_t) -1, j->limit, res);
-}
-
 void    local_file(LOCAL_STATE *st, const char *path, const LOCAL_PRIVS *privs, int fmt_extra)
 {
-    LOCAL_FILE_JOB job = {.path = path, .lock = &st->agent->lock,
-    .limit = st->agent->size_limit};
+    MAILBOX_FILE_JOB job = {.path = path, .lock = &st->agent->lock,
+    .chown_uid = (uid_t) -1, .chown_gid = (gid_t) -1, .size_limit = st->agent->size_limit};
     MAILBOX_RESULT res;
     STR     data = STR_INIT;
 
@@ -238,8 +219,9 @@ void    local_file(LOCAL_STATE *st, const char *path, const LOCAL_PRIVS *privs, 
     job.maildir = path[strlen(path) - 1] == '/';
     local_format(st, &data, job.maildir ? 0 : MAILBOX_FMT_FROM_LINE | MAILBOX_FMT_QUOTE_FROM
 		 | MAILBOX_FMT_BLANK_END, (st->agent->prepend & LOCAL_PREPEND_FILE) != 0);
-    job.data = &data;
-    mailbox_exec_as(&privs->creds, local_file_run, &job, &res);
+    job.data = STR_DATA(&data);
+    job.len = STR_LEN(&data);
+    mailbox_exec_file(&privs->creds, &job, &res);
     if (res.status == DELIVERY_SENT)
 	snprintf(res.text, sizeof(res.text), "delivered to file: %s", path);
     local_outcome(st, &res);
@@ -254,11 +236,10 @@ static void local_include(LOCAL_STATE *st, const char *path, const LOCAL_PRIVS *
     LOCAL_PRIVS owner;
     struct stat fst;
     STR     text = STR_INIT;
-    char    buf[8192];
-    ssize_t n;
-    int     fd;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+    /* With the includer's rights once the engine is not root any more. */
+    if (mailbox_exec_read(&privs->creds, path, false, 1024 * 1024, &text, &fst) < 0
+	&& errno != EINVAL) {
 	if (errno == ENOENT)
 	    local_outcome_set(st, DELIVERY_BOUNCE, "5.3.5",
 			      "mail system configuration error: cannot open include file %s: %s",
@@ -266,18 +247,16 @@ static void local_include(LOCAL_STATE *st, const char *path, const LOCAL_PRIVS *
 	else
 	    local_outcome_set(st, DELIVERY_DEFER, "4.3.0", "cannot open include file %s: %s",
 			      path, strerror(errno));
+	str_release(&text);
 	return;
     }
-    if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) || (fst.st_mode & S_IWOTH)) {
-	close(fd);
+    if (!S_ISREG(fst.st_mode) || (fst.st_mode & S_IWOTH)) {
+	str_release(&text);
 	local_outcome_set(st, DELIVERY_BOUNCE, "5.3.5",
 			  "mail system configuration error: include file %s is not a regular "
 			  "file, or is writable by others", path);
 	return;
     }
-    while ((n = read(fd, buf, sizeof(buf))) > 0 && STR_LEN(&text) < 1024 * 1024)
-	str_append(&text, buf, (size_t) n);
-    close(fd);
     /* The file's owner decides the rights of what it asks for; root's
      * file keeps the rights of whoever included it. */
     if (fst.st_uid != 0 && fst.st_uid != privs->creds.uid

@@ -1,11 +1,14 @@
 /*
- * mailbox_exec.c - privileged helper children and delivery commands (see
+ * mailbox_exec.c - delivery steps with other users' privileges: forked
+ * children, or requests to the privileged helper; delivery commands (see
  * mailbox_exec.h).
  *
  * Between fork() and exec() (or _exit()) the child calls only
  * async-signal-safe functions, plus the allocation-free delivery functions
  * of mailbox_util.c for file work: other threads of the engine may hold
- * locks that the child would never see released.
+ * locks that the child would never see released. The helper's workers are
+ * single-threaded (engine/privsep.h), so the job handlers at the end of
+ * this file may allocate; they trust nothing in the request.
  */
 #include "config.h"
 
@@ -18,23 +21,51 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "engine/mem.h"
+#include "engine/msg.h"
+#include "engine/param.h"
+#include "engine/privsep.h"
 #include "engine/timeutil.h"
 #include "stages/mailbox_exec.h"
+
+/* Job types of the privileged helper (engine/privsep.h). */
+#define MAILBOX_EXEC_JOB_FILE	2
+#define MAILBOX_EXEC_JOB_CMD	3
+#define MAILBOX_EXEC_JOB_READ	4
+
+#define MAILBOX_EXEC_MAX_ARGS	1024	/* argv and envp entries, each */
 
 #define MAILBOX_EXEC_OUTPUT_MAX	4096	/* output bytes kept for the reason */
 
 void    mailbox_exec_self(MAILBOX_CREDS *c)
 {
+    if (privsep_active()) {
+	c->uid = 0;
+	c->gid = 0;
+	return;
+    }
     c->uid = geteuid();
     c->gid = getegid();
 }
 
 bool    mailbox_exec_need_child(const MAILBOX_CREDS *c)
 {
+    if (privsep_active())
+	return c->uid != geteuid() || c->gid != getegid();
     return geteuid() == 0 && (c->uid != 0 || c->gid != getegid());
+}
+
+bool    mailbox_exec_privileged(void)
+{
+    return geteuid() == 0 || privsep_active();
 }
 
 /* In the child: become c. Async-signal-safe. */
@@ -76,6 +107,14 @@ void    mailbox_exec_as(const MAILBOX_CREDS *c, mailbox_exec_fn fn, void *ctx,
 	fn(ctx, res);
 	return;
     }
+    if (privsep_active()) {
+	msg_warn("mailbox_exec_as: a delivery step as uid %ld cannot go through the "
+		 "privileged helper", (long) c->uid);
+	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0",
+			   "mail system configuration error: delivery step not supported "
+			   "with privilege separation");
+	return;
+    }
     if (pipe2(fds, O_CLOEXEC) < 0) {
 	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0", "pipe: %s", strerror(errno));
 	return;
@@ -109,6 +148,195 @@ void    mailbox_exec_as(const MAILBOX_CREDS *c, mailbox_exec_fn fn, void *ctx,
     close(fds[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 	 /* void */ ;
+}
+
+/* ---- file deliveries ---- */
+
+static void mailbox_exec_file_run(void *ctx, MAILBOX_RESULT *res)
+{
+    const MAILBOX_FILE_JOB *j = ctx;
+
+    if (j->maildir)
+	mailbox_maildir_deliver(j->path, j->data, j->len, res);
+    else
+	mailbox_mbox_append(j->path, j->data, j->len, j->lock, j->chown_uid, j->chown_gid,
+			    j->size_limit, res);
+}
+
+/* The request for MAILBOX_EXEC_JOB_FILE: this, then the path's bytes. */
+typedef struct MAILBOX_FILE_REQ {
+    uint32_t uid, gid;
+    uint32_t chown_uid, chown_gid;
+    int64_t size_limit;
+    uint32_t maildir;
+    uint32_t lock_methods;
+    int32_t lock_attempts, lock_delay_ms, lock_stale_s;
+    uint32_t path_len;
+} MAILBOX_FILE_REQ;
+
+/* A helper's answer must be a MAILBOX_RESULT that makes sense. */
+static void mailbox_exec_take_result(const STR *reply, MAILBOX_RESULT *res)
+{
+    if (STR_LEN(reply) != sizeof(*res)) {
+	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0", "privileged helper: bad reply");
+	return;
+    }
+    memcpy(res, reply->data, sizeof(*res));	/* non-NULL: len checked */
+    res->text[sizeof(res->text) - 1] = 0;
+    res->dsn[sizeof(res->dsn) - 1] = 0;
+    if (res->status != DELIVERY_SENT && res->status != DELIVERY_DEFER
+	&& res->status != DELIVERY_BOUNCE)
+	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0", "privileged helper: bad reply");
+}
+
+static void mailbox_exec_file_helper(const MAILBOX_CREDS *c, const MAILBOX_FILE_JOB *job,
+				             MAILBOX_RESULT *res)
+{
+    MAILBOX_FILE_REQ rq;
+    size_t  plen = strlen(job->path);
+    STR     req = STR_INIT, reply = STR_INIT, why = STR_INIT;
+    int     fd;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.uid = (uint32_t) c->uid;
+    rq.gid = (uint32_t) c->gid;
+    rq.chown_uid = (uint32_t) job->chown_uid;
+    rq.chown_gid = (uint32_t) job->chown_gid;
+    rq.size_limit = job->size_limit;
+    rq.maildir = job->maildir;
+    if (job->lock) {
+	rq.lock_methods = (uint32_t) job->lock->methods;
+	rq.lock_attempts = job->lock->attempts;
+	rq.lock_delay_ms = job->lock->delay_ms;
+	rq.lock_stale_s = job->lock->stale_s;
+    }
+    rq.path_len = (uint32_t) plen;
+    str_append(&req, &rq, sizeof(rq));
+    str_append(&req, job->path, plen);
+    if ((fd = privsep_data_fd(job->data, job->len)) < 0) {
+	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0", "memfd: %s", strerror(errno));
+    } else if (privsep_call(MAILBOX_EXEC_JOB_FILE, STR_DATA(&req), STR_LEN(&req), fd, &reply,
+			    &why) < 0) {
+	msg_warn("privileged helper: delivery to %s as uid %ld: %s", job->path, (long) c->uid,
+		 STR_DATA(&why));
+	mailbox_result_set(res, DELIVERY_DEFER, "4.3.0", "privileged helper: %s",
+			   STR_DATA(&why));
+    } else {
+	mailbox_exec_take_result(&reply, res);
+    }
+    if (fd >= 0)
+	close(fd);
+    str_release(&req);
+    str_release(&reply);
+    str_release(&why);
+}
+
+void    mailbox_exec_file(const MAILBOX_CREDS *c, const MAILBOX_FILE_JOB *job,
+			          MAILBOX_RESULT *res)
+{
+    if (privsep_active() && mailbox_exec_need_child(c))
+	mailbox_exec_file_helper(c, job, res);
+    else
+	mailbox_exec_as(c, mailbox_exec_file_run, (void *) job, res);
+}
+
+/* ---- reading small files as a user ---- */
+
+/* The request for MAILBOX_EXEC_JOB_READ: this, then the path's bytes. */
+typedef struct MAILBOX_READ_REQ {
+    uint32_t uid, gid;
+    uint32_t nofollow;
+    uint32_t max;
+    uint32_t path_len;
+} MAILBOX_READ_REQ;
+
+/* The reply: this, then the text. */
+typedef struct MAILBOX_READ_REPLY {
+    int32_t err;			/* errno, 0 when read */
+    uint32_t uid;
+    uint32_t mode;
+} MAILBOX_READ_REPLY;
+
+/* open + fstat + read; 0, or an errno. */
+static int mailbox_exec_read_direct(const char *path, bool nofollow, size_t max, STR *out,
+				            struct stat *st)
+{
+    char    buf[8192];
+    ssize_t n;
+    int     fd, err = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0)
+	return errno;
+    if (fstat(fd, st) < 0) {
+	err = errno;
+    } else if (!S_ISREG(st->st_mode)) {
+	err = EINVAL;
+    } else {
+	while (STR_LEN(out) < max && (n = read(fd, buf, sizeof(buf))) != 0) {
+	    if (n < 0) {
+		if (errno == EINTR)
+		    continue;
+		err = errno;
+		break;
+	    }
+	    str_append(out, buf, STR_LEN(out) + (size_t) n > max ? max - STR_LEN(out)
+		       : (size_t) n);
+	}
+    }
+    close(fd);
+    return err;
+}
+
+int     mailbox_exec_read(const MAILBOX_CREDS *c, const char *path, bool nofollow,
+			          size_t max, STR *out, struct stat *st)
+{
+    MAILBOX_READ_REQ rq;
+    MAILBOX_READ_REPLY r;
+    STR     req = STR_INIT, reply = STR_INIT, why = STR_INIT;
+    int     err;
+
+    str_reset(out);
+    memset(st, 0, sizeof(*st));
+    if (!privsep_active() || !mailbox_exec_need_child(c)) {
+	if ((err = mailbox_exec_read_direct(path, nofollow, max, out, st)) != 0) {
+	    errno = err;
+	    return -1;
+	}
+	return 0;
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.uid = (uint32_t) c->uid;
+    rq.gid = (uint32_t) c->gid;
+    rq.nofollow = nofollow;
+    rq.max = (uint32_t) (max < MAILBOX_EXEC_READ_MAX ? max : MAILBOX_EXEC_READ_MAX);
+    rq.path_len = (uint32_t) strlen(path);
+    str_append(&req, &rq, sizeof(rq));
+    str_append(&req, path, rq.path_len);
+    if (privsep_call(MAILBOX_EXEC_JOB_READ, STR_DATA(&req), STR_LEN(&req), -1, &reply,
+		     &why) < 0) {
+	msg_warn("privileged helper: read %s as uid %ld: %s", path, (long) c->uid,
+		 STR_DATA(&why));
+	err = EPERM;
+    } else if (STR_LEN(&reply) < sizeof(r) || STR_LEN(&reply) - sizeof(r) > rq.max) {
+	err = EIO;
+    } else {
+	memcpy(&r, reply.data, sizeof(r));	/* non-NULL: len checked */
+	err = r.err;
+	if (err == 0) {
+	    st->st_uid = (uid_t) r.uid;
+	    st->st_mode = (mode_t) r.mode;
+	    str_append(out, reply.data + sizeof(r), STR_LEN(&reply) - sizeof(r));
+	}
+    }
+    str_release(&req);
+    str_release(&reply);
+    str_release(&why);
+    if (err != 0) {
+	errno = err;
+	return -1;
+    }
+    return 0;
 }
 
 /* ---- commands ---- */
@@ -152,8 +380,8 @@ static void mailbox_exec_child(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
     _exit(errno == ENOENT ? 69 : 126);
 }
 
-void    mailbox_exec_command(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
-			             MAILBOX_CMD_STATUS *st)
+static void mailbox_exec_command_direct(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
+					        MAILBOX_CMD_STATUS *st)
 {
     int     in[2], out[2], status = 0;
     pid_t   pid;
@@ -268,6 +496,82 @@ void    mailbox_exec_command(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
 	st->signal = WTERMSIG(status);
 }
 
+/* The request for MAILBOX_EXEC_JOB_CMD: this, then NUL-terminated strings:
+ * path, cwd ("" = none), argv[0..argc-1], envp[0..envc-1]. */
+typedef struct MAILBOX_CMD_REQ {
+    uint32_t uid, gid;
+    int32_t time_limit;
+    uint32_t argc, envc;
+} MAILBOX_CMD_REQ;
+
+/* The reply: this, then the output bytes. */
+typedef struct MAILBOX_CMD_REPLY {
+    uint8_t started, timed_out;
+    int32_t exit_status, signal;
+} MAILBOX_CMD_REPLY;
+
+static void mailbox_exec_command_helper(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
+					        MAILBOX_CMD_STATUS *st)
+{
+    MAILBOX_CMD_REQ rq;
+    STR     req = STR_INIT, reply = STR_INIT, why = STR_INIT;
+    int     fd = -1;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.uid = (uint32_t) c->uid;
+    rq.gid = (uint32_t) c->gid;
+    rq.time_limit = cmd->time_limit;
+    for (rq.argc = 0; cmd->argv[rq.argc]; rq.argc++)
+	 /* count */ ;
+    for (rq.envc = 0; cmd->envp && cmd->envp[rq.envc]; rq.envc++)
+	 /* count */ ;
+    str_append(&req, &rq, sizeof(rq));
+    str_append(&req, cmd->path, strlen(cmd->path) + 1);
+    str_append(&req, cmd->cwd ? cmd->cwd : "", strlen(cmd->cwd ? cmd->cwd : "") + 1);
+    for (uint32_t i = 0; i < rq.argc; i++)
+	str_append(&req, cmd->argv[i], strlen(cmd->argv[i]) + 1);
+    for (uint32_t i = 0; i < rq.envc; i++)
+	str_append(&req, cmd->envp[i], strlen(cmd->envp[i]) + 1);
+    if (cmd->input_len > 0 && (fd = privsep_data_fd(cmd->input, cmd->input_len)) < 0) {
+	str_printf(&st->output, "memfd: %s", strerror(errno));
+    } else if (privsep_call(MAILBOX_EXEC_JOB_CMD, STR_DATA(&req), STR_LEN(&req), fd, &reply,
+			    &why) < 0) {
+	msg_warn("privileged helper: command %s as uid %ld: %s", cmd->path, (long) c->uid,
+		 STR_DATA(&why));
+	str_printf(&st->output, "privileged helper: %s", STR_DATA(&why));
+    } else if (STR_LEN(&reply) < sizeof(MAILBOX_CMD_REPLY)) {
+	str_puts(&st->output, "privileged helper: bad reply");
+    } else {
+	MAILBOX_CMD_REPLY r;
+	size_t  olen = STR_LEN(&reply) - sizeof(r);
+
+	memcpy(&r, reply.data, sizeof(r));	/* non-NULL: len checked */
+	st->started = r.started != 0;
+	st->timed_out = r.timed_out != 0;
+	st->exit_status = r.exit_status;
+	st->signal = r.signal;
+	str_append(&st->output, reply.data + sizeof(r),
+		   olen < MAILBOX_EXEC_OUTPUT_MAX ? olen : MAILBOX_EXEC_OUTPUT_MAX);
+    }
+    if (fd >= 0)
+	close(fd);
+    str_release(&req);
+    str_release(&reply);
+    str_release(&why);
+}
+
+void    mailbox_exec_command(const MAILBOX_CREDS *c, const MAILBOX_CMD *cmd,
+			             MAILBOX_CMD_STATUS *st)
+{
+    if (privsep_active() && mailbox_exec_need_child(c)) {
+	memset(st, 0, sizeof(*st));
+	str_init(&st->output);
+	mailbox_exec_command_helper(c, cmd, st);
+	return;
+    }
+    mailbox_exec_command_direct(c, cmd, st);
+}
+
 void    mailbox_exec_status_release(MAILBOX_CMD_STATUS *st)
 {
     str_release(&st->output);
@@ -347,4 +651,254 @@ void    mailbox_exec_result(const MAILBOX_CMD_STATUS *st, const char *what,
 	mailbox_result_set(res, DELIVERY_BOUNCE, "5.3.0", "Command died with status %d: \"%s\"%s",
 			   st->exit_status, what, out);
     }
+}
+
+/* ---- the privileged helper's side (engine/privsep.h) ---- */
+
+/* Runs in a worker of the helper: root, single-threaded, trusting nothing. */
+
+static int mailbox_exec_refuse(STR *reply, const char *fmt,...)
+	__attribute__((format(printf, 2, 3)));
+
+static int mailbox_exec_refuse(STR *reply, const char *fmt,...)
+{
+    va_list ap;
+
+    str_reset(reply);
+    va_start(ap, fmt);
+    str_vprintf(reply, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The most data a delivery may carry: the message as a mailbox sees it. */
+static size_t mailbox_exec_data_max(void)
+{
+    long long lim = param_int(P_MESSAGE_SIZE_LIMIT);
+
+    return lim > 0 ? (size_t) lim * 2 + 1024 * 1024 : (size_t) 1 << 40;
+}
+
+/* An mbox file directly in mail_spool_directory: SPOOL/NAME. */
+static bool mailbox_exec_in_spool(const char *path)
+{
+    const char *spool = param_str(P_MAIL_SPOOL_DIRECTORY);
+    size_t  n = strlen(spool);
+    const char *name;
+
+    while (n > 1 && spool[n - 1] == '/')
+	n--;
+    if (n == 0 || spool[0] != '/' || strncmp(path, spool, n) != 0 || path[n] != '/')
+	return false;
+    name = path + n + 1;
+    return *name && strchr(name, '/') == NULL && strcmp(name, ".") != 0
+	&& strcmp(name, "..") != 0;
+}
+
+static int mailbox_exec_file_job(const void *req, size_t len, int data_fd, STR *reply)
+{
+    MAILBOX_FILE_REQ rq;
+    MAILBOX_LOCK lk;
+    MAILBOX_FILE_JOB job;
+    MAILBOX_RESULT res;
+    STR     why = STR_INIT;
+    const char *data;
+    char   *path;
+    size_t  dlen;
+    int     rc = 0;
+
+    if (len < sizeof(rq))
+	return mailbox_exec_refuse(reply, "malformed file delivery request");
+    memcpy(&rq, req, sizeof(rq));
+    if (rq.path_len != len - sizeof(rq) || rq.path_len < 2 || rq.path_len >= PATH_MAX
+	|| memchr((const char *) req + sizeof(rq), 0, rq.path_len) != NULL
+	|| ((const char *) req)[sizeof(rq)] != '/')
+	return mailbox_exec_refuse(reply, "file delivery: bad path");
+    if ((rq.lock_methods & ~(uint32_t) (MAILBOX_LOCK_FCNTL | MAILBOX_LOCK_DOTLOCK)) != 0
+	|| rq.lock_attempts < 1 || rq.lock_attempts > 1000 || rq.lock_delay_ms < 0
+	|| rq.lock_delay_ms > 60000 || rq.lock_stale_s < 0 || rq.maildir > 1)
+	return mailbox_exec_refuse(reply, "file delivery: bad lock settings");
+    path = mem_alloc(rq.path_len + 1);
+    memcpy(path, (const char *) req + sizeof(rq), rq.path_len);
+    path[rq.path_len] = 0;
+    if (rq.uid == 0) {
+	/* Root only creates a user's mailbox in a spool the user cannot write. */
+	if (rq.gid != 0 || rq.maildir || rq.chown_uid == 0 || rq.chown_uid == (uint32_t) -1
+	    || rq.chown_gid == (uint32_t) -1 || !mailbox_exec_in_spool(path)) {
+	    rc = mailbox_exec_refuse(reply, "refusing to deliver to %s as root", path);
+	    goto out;
+	}
+    } else if (rq.gid == 0 || rq.chown_uid != (uint32_t) -1) {
+	rc = mailbox_exec_refuse(reply, "refusing to deliver to %s as uid %lu gid %lu%s", path,
+				 (unsigned long) rq.uid, (unsigned long) rq.gid,
+				 rq.gid == 0 ? "" : " with a change of owner");
+	goto out;
+    } else if (privsep_become((uid_t) rq.uid, (gid_t) rq.gid, &why) < 0) {
+	rc = mailbox_exec_refuse(reply, "%s", STR_DATA(&why));
+	goto out;
+    }
+    if ((data = privsep_data_map(data_fd, mailbox_exec_data_max(), &dlen, &why)) == NULL) {
+	rc = mailbox_exec_refuse(reply, "%s", STR_DATA(&why));
+	goto out;
+    }
+    lk.methods = (int) rq.lock_methods;
+    lk.attempts = rq.lock_attempts;
+    lk.delay_ms = rq.lock_delay_ms;
+    lk.stale_s = rq.lock_stale_s;
+    memset(&job, 0, sizeof(job));
+    job.path = path;
+    job.data = data;
+    job.len = dlen;
+    job.maildir = rq.maildir != 0;
+    job.lock = &lk;
+    job.chown_uid = (uid_t) rq.chown_uid;
+    job.chown_gid = (gid_t) rq.chown_gid;
+    job.size_limit = rq.size_limit;
+    mailbox_exec_file_run(&job, &res);
+    privsep_data_unmap(data, dlen);
+    str_append(reply, &res, sizeof(res));
+out:
+    mem_free(path);
+    str_release(&why);
+    return rc;
+}
+
+/* The next NUL-terminated string of [*p, end), or NULL. */
+static char *mailbox_exec_next(char **p, const char *end)
+{
+    char   *s = *p, *nul;
+
+    if (s >= end || (nul = memchr(s, 0, (size_t) (end - s))) == NULL)
+	return NULL;
+    *p = nul + 1;
+    return s;
+}
+
+static int mailbox_exec_cmd_job(const void *req, size_t len, int data_fd, STR *reply)
+{
+    MAILBOX_CMD_REQ rq;
+    MAILBOX_CMD cmd;
+    MAILBOX_CMD_STATUS st;
+    MAILBOX_CMD_REPLY r;
+    MAILBOX_CREDS c;
+    STR     why = STR_INIT;
+    char   *copy = NULL, *p, *end, *path, *cwd;
+    char  **argv = NULL, **envp = NULL;
+    const char *input = "";
+    size_t  ilen = 0;
+    int     rc = -1;
+
+    if (len < sizeof(rq))
+	return mailbox_exec_refuse(reply, "malformed command request");
+    memcpy(&rq, req, sizeof(rq));
+    if (rq.argc < 1 || rq.argc > MAILBOX_EXEC_MAX_ARGS || rq.envc > MAILBOX_EXEC_MAX_ARGS
+	|| rq.time_limit < 0)
+	return mailbox_exec_refuse(reply, "command: bad argument counts or time limit");
+    if (rq.uid == 0 || rq.gid == 0)
+	return mailbox_exec_refuse(reply, "refusing to run a command with root privileges");
+    if (getpwuid((uid_t) rq.uid) == NULL)
+	return mailbox_exec_refuse(reply, "refusing to run a command as uid %lu: no such user",
+				   (unsigned long) rq.uid);
+    copy = mem_alloc(len - sizeof(rq) + 1);
+    memcpy(copy, (const char *) req + sizeof(rq), len - sizeof(rq));
+    p = copy;
+    end = copy + (len - sizeof(rq));
+    argv = mem_calloc(rq.argc + 1, sizeof(char *));
+    envp = mem_calloc(rq.envc + 1, sizeof(char *));
+    if ((path = mailbox_exec_next(&p, end)) == NULL || (cwd = mailbox_exec_next(&p, end)) == NULL)
+	goto malformed;
+    for (uint32_t i = 0; i < rq.argc; i++)
+	if ((argv[i] = mailbox_exec_next(&p, end)) == NULL)
+	    goto malformed;
+    for (uint32_t i = 0; i < rq.envc; i++)
+	if ((envp[i] = mailbox_exec_next(&p, end)) == NULL)
+	    goto malformed;
+    if (p != end || path[0] != '/' || (*cwd && cwd[0] != '/'))
+	goto malformed;
+    if (data_fd >= 0
+	&& (input = privsep_data_map(data_fd, mailbox_exec_data_max(), &ilen, &why)) == NULL) {
+	rc = mailbox_exec_refuse(reply, "%s", STR_DATA(&why));
+	goto out;
+    }
+    c.uid = (uid_t) rq.uid;
+    c.gid = (gid_t) rq.gid;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.path = path;
+    cmd.argv = argv;
+    cmd.envp = envp;
+    cmd.cwd = *cwd ? cwd : NULL;
+    cmd.input = input;
+    cmd.input_len = ilen;
+    cmd.time_limit = rq.time_limit;
+    /* Still root: the command's own child drops to c (mailbox_exec_drop). */
+    mailbox_exec_command_direct(&c, &cmd, &st);
+    if (ilen > 0)
+	privsep_data_unmap(input, ilen);
+    memset(&r, 0, sizeof(r));
+    r.started = st.started;
+    r.timed_out = st.timed_out;
+    r.exit_status = st.exit_status;
+    r.signal = st.signal;
+    str_append(reply, &r, sizeof(r));
+    str_append(reply, STR_DATA(&st.output), STR_LEN(&st.output));
+    mailbox_exec_status_release(&st);
+    rc = 0;
+    goto out;
+
+malformed:
+    rc = mailbox_exec_refuse(reply, "malformed command request");
+out:
+    mem_free(argv);
+    mem_free(envp);
+    mem_free(copy);
+    str_release(&why);
+    return rc;
+}
+
+static int mailbox_exec_read_job(const void *req, size_t len, int data_fd, STR *reply)
+{
+    MAILBOX_READ_REQ rq;
+    MAILBOX_READ_REPLY r;
+    STR     why = STR_INIT, text = STR_INIT;
+    struct stat st;
+    char   *path;
+    int     rc = 0;
+
+    (void) data_fd;
+    if (len < sizeof(rq))
+	return mailbox_exec_refuse(reply, "malformed read request");
+    memcpy(&rq, req, sizeof(rq));
+    if (rq.path_len != len - sizeof(rq) || rq.path_len < 2 || rq.path_len >= PATH_MAX
+	|| memchr((const char *) req + sizeof(rq), 0, rq.path_len) != NULL
+	|| ((const char *) req)[sizeof(rq)] != '/' || rq.max > MAILBOX_EXEC_READ_MAX
+	|| rq.nofollow > 1)
+	return mailbox_exec_refuse(reply, "read: bad request");
+    if (rq.uid == 0 || rq.gid == 0)
+	return mailbox_exec_refuse(reply, "refusing to read a file with root privileges");
+    path = mem_alloc(rq.path_len + 1);
+    memcpy(path, (const char *) req + sizeof(rq), rq.path_len);
+    path[rq.path_len] = 0;
+    if (privsep_become((uid_t) rq.uid, (gid_t) rq.gid, &why) < 0) {
+	rc = mailbox_exec_refuse(reply, "%s", STR_DATA(&why));
+    } else {
+	memset(&r, 0, sizeof(r));
+	memset(&st, 0, sizeof(st));
+	r.err = mailbox_exec_read_direct(path, rq.nofollow != 0, rq.max, &text, &st);
+	r.uid = (uint32_t) st.st_uid;
+	r.mode = (uint32_t) st.st_mode;
+	str_append(reply, &r, sizeof(r));
+	if (r.err == 0)
+	    str_append(reply, STR_DATA(&text), STR_LEN(&text));
+    }
+    mem_free(path);
+    str_release(&why);
+    str_release(&text);
+    return rc;
+}
+
+void    mailbox_exec_register(void)
+{
+    privsep_job_register(MAILBOX_EXEC_JOB_FILE, mailbox_exec_file_job);
+    privsep_job_register(MAILBOX_EXEC_JOB_CMD, mailbox_exec_cmd_job);
+    privsep_job_register(MAILBOX_EXEC_JOB_READ, mailbox_exec_read_job);
 }

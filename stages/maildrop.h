@@ -55,7 +55,10 @@
 #define MAILDROP_REC_END	'E'
 
 #define MAILDROP_FLAG_EXTRACT	(1<<0)	/* sendmail -t */
-#define MAILDROP_FLAG_MASK	MAILDROP_FLAG_EXTRACT
+#define MAILDROP_FLAG_VERIFY	(1<<1)	/* sendmail -bv: report, do not deliver
+					 * (a new bit: older readers refuse it
+					 * as malformed rather than deliver) */
+#define MAILDROP_FLAG_MASK	(MAILDROP_FLAG_EXTRACT | MAILDROP_FLAG_VERIFY)
 
 /* One parsed maildrop file. */
 typedef struct MAILDROP {

@@ -280,6 +280,8 @@ static void pickup_file(const char *name)
 	info.flags = CLEANUP_FLAG_LOCAL_HEADERS;
 	if (md.flags & MAILDROP_FLAG_EXTRACT)
 	    info.flags |= CLEANUP_FLAG_EXTRACT;
+	if (md.flags & MAILDROP_FLAG_VERIFY)
+	    info.flags |= CLEANUP_FLAG_VERIFY;
 	info.fullname = md.fullname;
 	info.uid = (long) st.st_uid;
 	job->name = mem_strdup(name);

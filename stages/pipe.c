@@ -489,7 +489,7 @@ static int pipe_creds(PIPE_AGENT *a, STR *why)
 	}
 	a->creds.gid = gr.gr_gid;
     }
-    if (geteuid() == 0) {
+    if (mailbox_exec_privileged()) {
 	if (a->creds.uid == 0 || a->creds.gid == 0) {
 	    str_printf(why, "pipe: user= attribute specifies root privileges");
 	    return -1;

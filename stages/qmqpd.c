@@ -32,6 +32,7 @@
 #include "engine/param.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
+#include "engine/privsep.h"
 #include "queue/message.h"
 #include "queue/queue_id.h"
 #include "stages/qmqpd.h"
@@ -551,7 +552,7 @@ static int qm_listen(const char *spec, STR *why)
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0
-	|| bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+	|| privsep_bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
 	str_printf(why, "bind %s: %s", spec, strerror(errno));
 	if (fd >= 0)
 	    close(fd);

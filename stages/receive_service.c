@@ -28,6 +28,7 @@
 #include "stages/cleanup.h"
 #include "stages/receive_service.h"
 #include "stages/rewrite.h"
+#include "stages/trace.h"
 
 #define RS_INFLIGHT_LIMIT	4096	/* messages between smtpd and the journal */
 #define RS_MAX_SMTPD		16
@@ -89,6 +90,21 @@ static void rs_queued(void *ctx, int status)
 	rs_job_end(job, 451, "4.3.0 Error: queue file write error");
 }
 
+static void rs_reply(RS_JOB *job, const char *reply, int fallback);
+
+/* sendmail -bv: the report's submission answered (250: the probe's ID). */
+static void rs_verified(void *ctx, int code, const char *text)
+{
+    RS_JOB *job = ctx;
+
+    if (code == 250)
+	rs_job_end(job, 250, job->queue_id);
+    else if (code >= 400 && code < 600)
+	rs_job_end(job, code, text ? text : "");
+    else
+	rs_reply(job, text ? text : "451 4.3.0 Error: internal error", 451);
+}
+
 /* "550 5.7.1 text" -> 550, "5.7.1 text". */
 static void rs_reply(RS_JOB *job, const char *reply, int fallback)
 {
@@ -133,6 +149,11 @@ static void rs_cleanup_one(RS_JOB *job)
 	if (rewrite_message(rs_rewrite, m, &reply) < 0) {
 	    message_free(m);
 	    rs_reply(job, STR_DATA(&reply), 451);
+	    break;
+	}
+	if (info.flags & CLEANUP_FLAG_VERIFY) {
+	    /* sendmail -bv: the report is queued, the probe never is. */
+	    trace_verify(m, receive_submit_internal, rs_verified, job);
 	    break;
 	}
 	queue_service_submit(m, rc == CLEANUP_HOLD, rs_queued, job);
@@ -209,7 +230,7 @@ int receive_submit_internal(MESSAGE *msg, int cleanup_flags, smtpd_done_fn done,
     return 0;
 }
 
-static int rs_pressure(void *ctx)
+int receive_pressure(void *ctx)
 {
     STAGE_STATS st;
 
@@ -321,7 +342,7 @@ static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
     opts.config = cfg;
     opts.submit = receive_submit;
     opts.etrn = rs_etrn;
-    opts.pressure = rs_pressure;
+    opts.pressure = receive_pressure;
     rs_smtpd_cfg[rs_nsmtpd] = cfg;
     rs_smtpd[rs_nsmtpd] = smtpd_start(&opts, &err);
     for (size_t i = 0; i < n; i++)

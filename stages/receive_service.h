@@ -27,6 +27,10 @@ void receive_submit_info(MESSAGE *msg, const CLEANUP_INFO *info, smtpd_done_fn d
 int  receive_submit_internal(MESSAGE *msg, int cleanup_flags, smtpd_done_fn done,
 			     void *done_ctx);
 
+/* smtpd's back-pressure hook: how saturated the cleanup stage is
+ * (SMTPD_PRESSURE_*); for every smtpd that feeds receive_submit(). */
+int  receive_pressure(void *ctx);
+
 extern const ENGINE_COMPONENT receive_component;
 
 #endif

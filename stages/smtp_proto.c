@@ -16,6 +16,10 @@
  *   DATA, content dot-stuffed, ".". With PIPELINING, MAIL, every RCPT and
  *   DATA go out in one write and the replies are matched in order. LMTP
  *   reads one reply per accepted recipient after ".".
+ *   Address verification probes (msg->probe) stop after the RCPT replies:
+ *   no DATA; a 2xx RCPT reply is the recipient's "sent" result, and the
+ *   open transaction is cleared by the RSET that precedes the session's
+ *   next use, or by QUIT (Postfix's smtp in verify mode does the same).
  *   8BITMIME: BODY=8BITMIME when the message is 8bit and the server offers
  *   it; when it does not, the content is sent unchanged. (Postfix, with
  *   disable_mime_output_conversion = no, would convert to quoted-printable;
@@ -637,7 +641,8 @@ static void smtp_proto_start_mail(SMTP_PROTO *p)
 	for (size_t i = 0; i < p->txn->nrcpt; i++)
 	    smtp_proto_send_rcpt(p, i);
 	p->next_rcpt = p->txn->nrcpt;
-	smtp_proto_send_data(p);
+	if (!p->txn->msg->probe)
+	    smtp_proto_send_data(p);
 	p->phase = SMTP_PH_MAIL;
     }
 }
@@ -752,7 +757,7 @@ static void smtp_proto_next_step(SMTP_PROTO *p)
 	return;
     if (p->next_rcpt < p->txn->nrcpt)
 	smtp_proto_send_rcpt(p, p->next_rcpt++);
-    else if (p->naccepted > 0)
+    else if (p->naccepted > 0 && !p->txn->msg->probe)
 	smtp_proto_send_data(p);
 }
 
@@ -795,6 +800,9 @@ static enum smtp_proto_event smtp_proto_txn_reply(SMTP_PROTO *p)
 	    if (code / 100 == 2) {
 		p->accepted[e.idx] = true;
 		p->naccepted++;
+		/* A probe ends here: the RCPT reply is the verdict. */
+		if (p->txn->msg->probe)
+		    smtp_proto_rcpt_reply(p, e.idx, "RCPT TO");
 	    } else {
 		smtp_proto_rcpt_reply(p, e.idx, "RCPT TO");
 		if (code == 421)

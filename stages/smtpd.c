@@ -18,8 +18,9 @@
  * (back-pressure: re-checked every 50 ms and on smtpd_wakeup()),
  * handshaking (TLS).
  *
- * Threading: a session is touched only by its own I/O thread; done() is
- * the one entry from other threads (a mutex-protected list + eventfd).
+ * Threading: a session is touched only by its own I/O thread; done() and
+ * smtpd_adopt() (a socket postscreen accepted) are the entries from other
+ * threads (mutex-protected lists + the thread's eventfd).
  * Diagnostics: session lines come from smtpd_proto.c; here: accept errors,
  * TLS handshakes ("Anonymous TLS connection established from ...").
  */
@@ -47,6 +48,7 @@
 #include "engine/param.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
+#include "engine/privsep.h"
 #include "stages/smtpd.h"
 #include "stages/smtpd_proto.h"
 
@@ -92,6 +94,12 @@ typedef struct TICKET {
     char   *text;
 } TICKET;
 
+/* A socket handed over by smtpd_adopt(), waiting for its thread. */
+typedef struct ADOPTED {
+    struct ADOPTED *next;
+    int     fd;
+} ADOPTED;
+
 typedef struct LISTENER {
     int     kind;			/* K_LISTEN */
     int     fd;
@@ -107,6 +115,7 @@ struct SMTPD_THREAD {
     pthread_mutex_t lock;
     TICKET *done_head;
     TICKET *done_tail;
+    ADOPTED *adopted;			/* under lock: smtpd_adopt() */
     bool    wake_pressure;		/* under lock: smtpd_wakeup() */
     bool    stop;			/* under lock */
     bool    stopping;			/* thread-local copy */
@@ -127,6 +136,7 @@ struct SMTPD {
     SMTPD_THREAD *threads;
     int     nthreads;
     size_t  sessions;			/* atomic */
+    unsigned next_adopt;		/* atomic: round robin */
     int     port;
 };
 
@@ -728,9 +738,28 @@ static void smtpd_accept(SMTPD_THREAD *t, LISTENER *l)
 
 /* ---- the thread ---- */
 
+static void thread_adopt(SMTPD_THREAD *t, ADOPTED *a)
+{
+    while (a) {
+	ADOPTED *next = a->next;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (t->stopping || getpeername(a->fd, (struct sockaddr *) &ss, &len) < 0) {
+	    close(a->fd);		/* stopping, or the client is gone */
+	} else {
+	    fcntl(a->fd, F_SETFL, fcntl(a->fd, F_GETFL) | O_NONBLOCK);
+	    conn_new(t, a->fd, &ss);
+	}
+	mem_free(a);
+	a = next;
+    }
+}
+
 static void thread_drain_done(SMTPD_THREAD *t)
 {
     TICKET *tk, *next;
+    ADOPTED *adopted;
     uint64_t v;
     bool    pressure;
 
@@ -739,6 +768,8 @@ static void thread_drain_done(SMTPD_THREAD *t)
     pthread_mutex_lock(&t->lock);
     tk = t->done_head;
     t->done_head = t->done_tail = NULL;
+    adopted = t->adopted;
+    t->adopted = NULL;
     pressure = t->wake_pressure;
     t->wake_pressure = false;
     t->stopping = t->stop;
@@ -758,6 +789,7 @@ static void thread_drain_done(SMTPD_THREAD *t)
     }
     if (pressure)
 	t->next_pause_check = 0;
+    thread_adopt(t, adopted);
 }
 
 static void thread_timers(SMTPD_THREAD *t)
@@ -900,7 +932,7 @@ static void *smtpd_thread_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int smtpd_listen_one(const char *spec, STR *err)
+int     smtpd_listen_socket(const char *spec, STR *err)
 {
     char    host[256] = "", port[32];
     const char *colon;
@@ -936,7 +968,7 @@ static int smtpd_listen_one(const char *spec, STR *err)
 	if (fd < 0)
 	    continue;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+	if (privsep_bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
 	    break;
 	close(fd);
 	fd = -1;
@@ -976,7 +1008,7 @@ SMTPD  *smtpd_start(const SMTPD_OPTS *opts, STR *err)
 
 	l->kind = K_LISTEN;
 	l->owned = true;
-	if ((l->fd = smtpd_listen_one(opts->listen[i], err)) < 0) {
+	if ((l->fd = smtpd_listen_socket(opts->listen[i], err)) < 0) {
 	    for (size_t k = 0; k < opts->n_listen_fds + i; k++)
 		if (s->listeners[k].owned)
 		    close(s->listeners[k].fd);
@@ -1082,4 +1114,26 @@ size_t  smtpd_session_count(SMTPD *s)
 int     smtpd_port(SMTPD *s)
 {
     return s->port;
+}
+
+int     smtpd_adopt(SMTPD *s, int fd)
+{
+    unsigned k = __atomic_fetch_add(&s->next_adopt, 1, __ATOMIC_RELAXED);
+    SMTPD_THREAD *t = &s->threads[k % (unsigned) s->nthreads];
+    ADOPTED *a;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&t->lock);
+    if (t->stop) {
+	pthread_mutex_unlock(&t->lock);
+	return -1;
+    }
+    a = MEM_NEW(ADOPTED);
+    a->fd = fd;
+    a->next = t->adopted;
+    t->adopted = a;
+    pthread_mutex_unlock(&t->lock);
+    if (write(t->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	msg_warn("smtpd: eventfd write: %m");
+    return 0;
 }

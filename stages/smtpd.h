@@ -90,4 +90,17 @@ size_t  smtpd_session_count(SMTPD *smtpd);
 /* Bound port of the first listener (for tests binding port 0). */
 int     smtpd_port(SMTPD *smtpd);
 
+/*
+ * Takes over a connected socket that someone else accepted (postscreen's
+ * hand-off to the "pass" smtpd service): one of the I/O threads serves it
+ * from the greeting on, exactly as if it had accepted it. Any thread.
+ * Returns 0 (the socket is smtpd's), or -1 when smtpd is stopping (the
+ * socket stays the caller's).
+ */
+int     smtpd_adopt(SMTPD *smtpd, int fd);
+
+/* A listening socket for "host:port", "[host]:port" or "port" (non-blocking,
+ * close-on-exec); -1 with the reason in err. For other front ends. */
+int     smtpd_listen_socket(const char *spec, STR *err);
+
 #endif

@@ -14,7 +14,8 @@
  * permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination, check_client_access, check_helo_access,
  * check_sender_access, check_recipient_access, reject_non_fqdn_sender,
- * reject_non_fqdn_recipient, reject_non_fqdn_helo_hostname.
+ * reject_non_fqdn_recipient, reject_non_fqdn_helo_hostname,
+ * reject_unverified_recipient, reject_unverified_sender (stages/verify.c).
  *
  * Sluice default: smtpd_relay_restrictions = permit_mynetworks,
  * permit_sasl_authenticated, reject_unauth_destination -- an outside client
@@ -49,6 +50,7 @@
 #include "engine/dict.h"
 #include "engine/matchlist.h"
 #include "stages/smtpd_proto.h"
+#include "stages/verify.h"
 
 enum restriction {
     R_PERMIT, R_REJECT, R_DEFER, R_DUNNO,
@@ -56,6 +58,7 @@ enum restriction {
     R_REJECT_UNAUTH_DEST, R_DEFER_UNAUTH_DEST,
     R_CHECK_CLIENT, R_CHECK_HELO, R_CHECK_SENDER, R_CHECK_RCPT,
     R_NON_FQDN_SENDER, R_NON_FQDN_RCPT, R_NON_FQDN_HELO,
+    R_UNVERIFIED_RCPT, R_UNVERIFIED_SENDER,
 };
 
 static const struct {
@@ -76,6 +79,8 @@ static const struct {
     {"reject_non_fqdn_sender", R_NON_FQDN_SENDER},
     {"reject_non_fqdn_recipient", R_NON_FQDN_RCPT},
     {"reject_non_fqdn_helo_hostname", R_NON_FQDN_HELO},
+    {"reject_unverified_recipient", R_UNVERIFIED_RCPT},
+    {"reject_unverified_sender", R_UNVERIFIED_SENDER},
 };
 
 typedef struct CHECK_ITEM {
@@ -113,6 +118,10 @@ struct SMTPD_CHECKS {
     int     defer_code;
     int     non_fqdn_code;
     int     local_rcpt_code;
+    int     unv_rcpt_reject_code;
+    int     unv_rcpt_defer_code;
+    int     unv_sender_reject_code;
+    int     unv_sender_defer_code;
 };
 
 enum verdict { V_DUNNO, V_OK, V_REPLY };
@@ -381,6 +390,10 @@ SMTPD_CHECKS *smtpd_check_build(smtpd_param_fn get, void *ctx, STR *err)
     c->defer_code = check_code(get, ctx, "defer_code", &buf, 450);
     c->non_fqdn_code = check_code(get, ctx, "non_fqdn_reject_code", &buf, 504);
     c->local_rcpt_code = check_code(get, ctx, "unknown_local_recipient_reject_code", &buf, 550);
+    c->unv_rcpt_reject_code = check_code(get, ctx, "unverified_recipient_reject_code", &buf, 450);
+    c->unv_rcpt_defer_code = check_code(get, ctx, "unverified_recipient_defer_code", &buf, 450);
+    c->unv_sender_reject_code = check_code(get, ctx, "unverified_sender_reject_code", &buf, 450);
+    c->unv_sender_defer_code = check_code(get, ctx, "unverified_sender_defer_code", &buf, 450);
     str_release(&buf);
     str_release(&merr);
     return c;
@@ -693,6 +706,36 @@ static enum verdict check_access_client(const SMTPD_CHECKS *c, DICT *d,
     return V_DUNNO;
 }
 
+/*
+ * reject_unverified_recipient/sender: ask the verify service (it never
+ * waits: an unknown address gets a probe and, meanwhile, the defer code
+ * with "Address verification in progress"), in Postfix's words.
+ */
+static enum verdict check_unverified(const SMTPD_CHECKS *c, const char *addr, bool sender,
+				             STR *reply, int *code)
+{
+    STR     why = STR_INIT;
+    enum verify_status vs = verify_query(addr, &why);
+    const char *what = sender ? "Sender" : "Recipient";
+
+    if (vs == VERIFY_OK) {
+	str_release(&why);
+	return V_DUNNO;
+    }
+    str_reset(reply);
+    if (vs == VERIFY_BOUNCE) {
+	*code = sender ? c->unv_sender_reject_code : c->unv_rcpt_reject_code;
+	str_printf(reply, "%c.1.%c <%s>: %s address rejected: undeliverable address: %s",
+		   *code >= 500 ? '5' : '4', sender ? '7' : '1', addr, what, STR_DATA(&why));
+    } else {
+	*code = sender ? c->unv_sender_defer_code : c->unv_rcpt_defer_code;
+	str_printf(reply, "4.1.%c <%s>: %s address rejected: unverified address: %s",
+		   sender ? '7' : '1', addr, what, STR_DATA(&why));
+    }
+    str_release(&why);
+    return V_REPLY;
+}
+
 static bool check_fqdn(const char *addr)
 {
     STR     dom = STR_INIT;
@@ -777,6 +820,15 @@ static enum verdict check_list(const SMTPD_CHECKS *c, enum list_kind kind,
 		*code = c->non_fqdn_code;
 		return V_REPLY;
 	    }
+	    break;
+	case R_UNVERIFIED_RCPT:
+	    if (st->recipient && *st->recipient)
+		v = check_unverified(c, st->recipient, false, reply, code);
+	    break;
+	case R_UNVERIFIED_SENDER:
+	    /* The null sender is always deliverable. */
+	    if (st->sender && *st->sender)
+		v = check_unverified(c, st->sender, true, reply, code);
 	    break;
 	case R_NON_FQDN_HELO:
 	    if (st->helo && strchr(st->helo, '.') == NULL && st->helo[0] != '[') {

@@ -20,10 +20,13 @@
 
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/param.h"
 #include "stages/smtpd_proto.h"
+#include "stages/tlsmgr.h"
 
 struct SMTPD_TLS {
     SSL    *ssl;
+    bool    failed;			/* a TLS protocol error: forget the session */
 };
 
 static void tls_errors(STR *err)
@@ -72,6 +75,11 @@ void   *smtpd_tls_ctx_new(const char *cert_file, const char *key_file, STR *err)
 	SSL_CTX_free(ctx);
 	return NULL;
     }
+    /* Resumption: the shared cache and ticket keys (stages/tlsmgr.c). */
+    if (tlsmgr_server_setup(ctx, (long) param_int(P_SMTPD_TLS_SESSION_CACHE_TIMEOUT), err) < 0) {
+	SSL_CTX_free(ctx);
+	return NULL;
+    }
     return ctx;
 }
 
@@ -110,6 +118,7 @@ static int tls_result(SMTPD_TLS *t, int ret, STR *err)
 	}
 	return ERR_peek_error() || errno ? SMTPD_TLS_ERROR : SMTPD_TLS_EOF;
     default:
+	t->failed = true;
 	if (err)
 	    tls_errors(err);
 	return SMTPD_TLS_ERROR;
@@ -188,6 +197,15 @@ void    smtpd_tls_free(SMTPD_TLS *t)
     if (t == NULL)
 	return;
     ERR_clear_error();
+
+    /*
+     * OpenSSL drops from its cache a session freed without a shutdown. The
+     * socket is already closed here (so no close_notify: its number may
+     * belong to another session by now); a session that ended without a
+     * TLS error is marked shut down so that it stays resumable (tlsmgr.h).
+     */
+    if (!t->failed && SSL_is_init_finished(t->ssl))
+	SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl);
     mem_free(t);
 }

@@ -96,25 +96,6 @@ static int virtual_lookup(const VIRTUAL_AGENT *a, const VIRTUAL_MAPS *m, const c
     return rc;
 }
 
-typedef struct VIRTUAL_JOB {
-    const char *path;
-    const STR *data;
-    const MAILBOX_LOCK *lock;
-    long long limit;
-    bool    maildir;
-} VIRTUAL_JOB;
-
-static void virtual_run(void *ctx, MAILBOX_RESULT *res)
-{
-    VIRTUAL_JOB *j = ctx;
-
-    if (j->maildir)
-	mailbox_maildir_deliver(j->path, STR_DATA(j->data), STR_LEN(j->data), res);
-    else
-	mailbox_mbox_append(j->path, STR_DATA(j->data), STR_LEN(j->data), j->lock,
-			    (uid_t) -1, (gid_t) -1, j->limit, res);
-}
-
 /* A uid or gid from its tables; -1 (outcome set) on trouble. */
 static int virtual_id(const VIRTUAL_AGENT *a, const VIRTUAL_MAPS *m, const char *what,
 		              const char *addr, long long *id, MAILBOX_RESULT *res)
@@ -151,7 +132,8 @@ static void virtual_rcpt(VIRTUAL_AGENT *a, DELIVERY_REQUEST *req, size_t i, MAIL
     STR     mbox = STR_INIT, path = STR_INIT, data = STR_INIT;
     long long uid = 0, gid = 0;
     MAILBOX_CREDS creds;
-    VIRTUAL_JOB job = {.lock = &a->lock, .limit = a->size_limit};
+    MAILBOX_FILE_JOB job = {.lock = &a->lock, .chown_uid = (uid_t) -1,
+    .chown_gid = (gid_t) -1, .size_limit = a->size_limit};
     MAILBOX_ENVELOPE env = {.sender = m->sender, .time_s = time_real_us() / 1000000,
 	.return_path = m->sender, .delivered_to = r->address,
     .x_original_to = r->orig_rcpt && *r->orig_rcpt ? r->orig_rcpt : r->address};
@@ -198,15 +180,16 @@ static void virtual_rcpt(VIRTUAL_AGENT *a, DELIVERY_REQUEST *req, size_t i, MAIL
 	goto done;
     }
     job.path = STR_DATA(&path);
-    job.data = &data;
+    job.data = STR_DATA(&data);
+    job.len = STR_LEN(&data);
     /* Not root: the invoking user writes, whatever the tables say. */
-    if (geteuid() == 0) {
+    if (mailbox_exec_privileged()) {
 	creds.uid = (uid_t) uid;
 	creds.gid = (gid_t) gid;
     } else {
 	mailbox_exec_self(&creds);
     }
-    mailbox_exec_as(&creds, virtual_run, &job, res);
+    mailbox_exec_file(&creds, &job, res);
 
 done:
     str_release(&mbox);
