@@ -34,3 +34,5 @@ fuzz-smtpd: libsluice.a
 	  -o t/fuzz_smtpd_proto $(srcdir)/t/fuzz_smtpd_proto.c libsluice.a \
 	  $(OPENSSL_LIBS) $(URCU_LIBS) $(GDBM_LIBS) -lurcu-bp -lpthread
 .PHONY: fuzz-smtpd
+TESTS += t/smtpd_pressure.py
+EXTRA_DIST += t/smtpd_pressure.py
