@@ -45,7 +45,6 @@ with Server(handler) as sink:
     inst = Instance(main={
         "relayhost": "[127.0.0.1]:%d" % sink.port,
         "smtpd_recipient_restrictions": "reject_unverified_sender, reject_unverified_recipient",
-        "unverified_recipient_reject_code": "550",
         "unverified_sender_reject_code": "550",
         "address_verify_map": "btree:$data_directory/verify_cache",
     })
