@@ -21,7 +21,6 @@ t_test_cleanup_LDADD = $(LDADD) $(CRITERION_LIBS)
 
 # The threaded test without Criterion, for ThreadSanitizer (`make check-tsan`).
 check_PROGRAMS += t/tsan_rewrite
-TESTS += t/tsan_rewrite
 t_tsan_rewrite_SOURCES = t/tsan_rewrite.c t/mini_criterion.h
 t_tsan_rewrite_CPPFLAGS = $(AM_CPPFLAGS) -DSLUICE_MINI_CRITERION
 TSAN_TESTS += t/tsan_rewrite
