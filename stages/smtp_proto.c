@@ -21,10 +21,12 @@
  *   open transaction is cleared by the RSET that precedes the session's
  *   next use, or by QUIT (Postfix's smtp in verify mode does the same).
  *   8BITMIME: BODY=8BITMIME when the message is 8bit and the server offers
- *   it; when it does not, the content is sent unchanged. (Postfix, with
- *   disable_mime_output_conversion = no, would convert to quoted-printable;
- *   Sluice does not downgrade yet: it behaves like Postfix with
- *   disable_mime_output_conversion = yes, which nearly every server takes.)
+ *   it. When it does not and the message is 8bit (BODY=8BITMIME or 8-bit
+ *   bytes in the content), the content is converted to 7bit as Postfix
+ *   does (mime_downgrade.c: 8bit/binary MIME parts become quoted-printable)
+ *   unless disable_mime_output_conversion = yes or the message is SMTPUTF8;
+ *   the converted copy lives for the transaction and SIZE counts it. When
+ *   the MIME structure cannot be walked, the content goes out unchanged.
  *
  * RESULTS
  *   2xx sent, 4xx deferred, 5xx bounced, with Postfix's reasons:
@@ -38,7 +40,8 @@
  *   An SMTP_PROTO belongs to one thread at a time.
  *
  * DIAGNOSTICS
- *   None logged here; everything ends in results or site_* fields.
+ *   Everything ends in results or site_* fields, except a warning when
+ *   8-bit content cannot be converted for a server without 8BITMIME.
  */
 #include "config.h"
 
@@ -51,7 +54,9 @@
 
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/param.h"
 #include "engine/str.h"
+#include "stages/mime_downgrade.h"
 #include "stages/smtp.h"
 
 #define SMTP_PROTO_LINE_MAX	(64 * 1024)	/* a reply line we accept */
@@ -120,6 +125,8 @@ struct SMTP_PROTO {
     size_t  body_off;		/* content bytes already sent */
     bool    body_bol;		/* at the beginning of a line */
     bool    body_done;
+    STR     body7;		/* 7bit copy of the content */
+    bool    body7_used;		/* send body7, not msg->content */
 
     /* site failure */
     STR     site_reason;
@@ -301,6 +308,8 @@ static void smtp_proto_txn_free(SMTP_PROTO *p)
     mem_free(p->accepted);
     p->accepted = NULL;
     p->txn = NULL;
+    str_release(&p->body7);
+    p->body7_used = false;
     p->exp_head = p->exp_tail = 0;
 }
 
@@ -559,14 +568,58 @@ static bool smtp_proto_non_ascii(const char *s)
     return false;
 }
 
+/* The bytes that go out after DATA: the content or its 7bit copy. */
+static void smtp_proto_body(const SMTP_PROTO *p, const char **data, size_t *len)
+{
+    const BLOB *c = p->txn->msg->content;
+
+    if (p->body7_used) {
+	*data = STR_DATA(&p->body7);
+	*len = STR_LEN(&p->body7);
+    } else {
+	*data = c ? c->data : "";
+	*len = c ? c->len : 0;
+    }
+}
+
+/* A server without 8BITMIME gets 8-bit content as 7bit, as from Postfix. */
+static void smtp_proto_downgrade(SMTP_PROTO *p)
+{
+    const MESSAGE *m = p->txn->msg;
+    STR     why = STR_INIT;
+
+    if ((p->features & SMTP_FEATURE_8BITMIME) || m->smtputf8 || m->probe
+	|| m->content == NULL || m->content->len == 0
+	|| param_bool(P_DISABLE_MIME_OUTPUT_CONVERSION))
+	return;
+    if (m->body_type != BODY_TYPE_8BITMIME
+	&& !mime_downgrade_has_8bit(m->content->data, m->content->len))
+	return;
+    switch (mime_downgrade(m->content->data, m->content->len, &p->body7, &why)) {
+    case MIME_DOWNGRADE_DONE:
+	p->body7_used = true;
+	break;
+    case MIME_DOWNGRADE_ERROR:
+	msg_warn("%s: cannot convert 8-bit content to 7bit for %s: %s; "
+		 "sending it unchanged", m->queue_id, p->namaddr, STR_DATA(&why));
+	break;
+    case MIME_DOWNGRADE_UNCHANGED:
+	break;
+    }
+    str_release(&why);
+}
+
 static void smtp_proto_send_mail(SMTP_PROTO *p)
 {
     const MESSAGE *m = p->txn->msg;
     STR     cmd = STR_INIT;
+    const char *data;
+    size_t  len;
 
     str_printf(&cmd, "MAIL FROM:<%s>", m->sender ? m->sender : "");
+    smtp_proto_body(p, &data, &len);
     if (p->features & SMTP_FEATURE_SIZE)
-	str_printf(&cmd, " SIZE=%zu", m->content ? m->content->len : 0);
+	str_printf(&cmd, " SIZE=%zu", len);
     if (m->body_type == BODY_TYPE_8BITMIME && (p->features & SMTP_FEATURE_8BITMIME))
 	str_puts(&cmd, " BODY=8BITMIME");
     if (m->smtputf8 && (p->features & SMTP_FEATURE_SMTPUTF8))
@@ -697,6 +750,7 @@ enum smtp_proto_event smtp_proto_begin(SMTP_PROTO *p, SMTP_TXN *txn, bool reset)
 	    return smtp_proto_txn_end(p);
 	}
     }
+    smtp_proto_downgrade(p);
     p->state = ST_TXN;
     if (reset) {
 	smtp_proto_send(p, "RSET");
@@ -709,15 +763,12 @@ enum smtp_proto_event smtp_proto_begin(SMTP_PROTO *p, SMTP_TXN *txn, bool reset)
 
 bool    smtp_proto_fill(SMTP_PROTO *p, size_t want)
 {
-    const BLOB *c;
     const char *data;
     size_t  len;
 
     if (p->state != ST_BODY)
 	return false;
-    c = p->txn->msg->content;
-    data = c ? c->data : "";
-    len = c ? c->len : 0;
+    smtp_proto_body(p, &data, &len);
     while (p->out.len < want && p->body_off < len) {
 	const char *start = data + p->body_off;
 	const char *nl = memchr(start, '\n', len - p->body_off);
