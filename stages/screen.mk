@@ -15,4 +15,4 @@ t_test_postscreen_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 t_test_postscreen_LDADD = $(LDADD) $(CRITERION_LIBS)
 
 TESTS += t/postscreen.py t/verify.py t/tls_resume.py
-EXTRA_DIST += t/postscreen.py t/verify.py t/tls_resume.py t/dns_testlib.py
+EXTRA_DIST += t/postscreen.py t/verify.py t/tls_resume.py
