@@ -4,7 +4,8 @@
  * Each line is formatted by the caller into one allocation and pushed on an
  * squeue; the writer takes everything waiting and writes it with writev.
  * A fatal or panic line is written synchronously too (maillog_flush), so it
- * is not lost when the process exits right after.
+ * is not lost when the process exits right after. The pid is taken at
+ * maillog_open() and the time stamp formatted once per second per thread.
  */
 #include "config.h"
 
@@ -50,6 +51,12 @@ static uint64_t maillog_pending;
 static uint64_t maillog_drop_count;
 static uint64_t maillog_written;	/* lines, for flush */
 static uint64_t maillog_queued;
+static long maillog_pid;		/* getpid() is a system call per line otherwise */
+
+/* Per thread: the syslog stamp of the last second formatted (localtime_r
+ * and strftime cost more than the rest of a line). */
+static _Thread_local time_t maillog_stamp_when = -1;
+static _Thread_local char maillog_stamp[32];
 
 static void maillog_open_target(void)
 {
@@ -109,6 +116,7 @@ static void *maillog_thread(void *arg)
     SQUEUE_BATCH batch;
     SQUEUE_NODE *node;
 
+    (void) pthread_setname_np(pthread_self(), "maillog");
     for (;;) {
 	if (__atomic_exchange_n(&maillog_reopen_flag, 0, __ATOMIC_ACQ_REL)) {
 	    if (maillog_fd >= 0)
@@ -164,13 +172,19 @@ static void maillog_enqueue(int priority, const char *service, const char *text)
 	return;
     }
     line = mem_alloc(sizeof(*line) + cap);
-    time_fmt_syslog(stamp, sizeof(stamp), time(NULL));
+    time_t now = time(NULL);
+
+    if (now != maillog_stamp_when) {
+	time_fmt_syslog(maillog_stamp, sizeof(maillog_stamp), now);
+	maillog_stamp_when = now;
+    }
+    memcpy(stamp, maillog_stamp, sizeof(stamp));
     if (maillog_syslog)				/* syslogd adds the host */
 	line->len = (size_t) snprintf(line->text, cap, "%s %s/%s[%ld]: %s\n", stamp,
-				      maillog_name, service, (long) getpid(), text);
+				      maillog_name, service, maillog_pid, text);
     else
 	line->len = (size_t) snprintf(line->text, cap, "%s %s %s/%s[%ld]: %s\n", stamp,
-			       maillog_host, maillog_name, service, (long) getpid(), text);
+			       maillog_host, maillog_name, service, maillog_pid, text);
     if (line->len >= cap)
 	line->len = cap - 1;
     line->priority = priority;
@@ -212,6 +226,7 @@ void maillog_open(const char *syslog_name, const char *path)
     if ((dot = strchr(maillog_host, '.')) != NULL)
 	*dot = 0;
     squeue_init(&maillog_queue, SQUEUE_WAKE_FUTEX);
+    maillog_pid = (long) getpid();
     maillog_open_target();
     maillog_stop_flag = 0;
     if ((err = pthread_create(&maillog_tid, NULL, maillog_thread, NULL)) != 0)

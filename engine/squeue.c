@@ -7,7 +7,8 @@
  * on `seq`; a producer enqueues (cds_wfcq_enqueue has a full barrier), then
  * reads `sleepers`, and if anybody sleeps bumps `seq` and wakes. Either the
  * consumer sees the node, or the producer sees the sleeper and the changed
- * `seq` makes FUTEX_WAIT return at once.
+ * `seq` makes FUTEX_WAIT return at once. Only the push that finds the queue
+ * empty does this: later ones find a consumer already woken or about to look.
  *
  * Diagnostics: a failing eventfd write/read other than EAGAIN is a panic.
  */
@@ -88,8 +89,15 @@ bool squeue_push(SQUEUE *q, SQUEUE_NODE *node)
     SQUEUE_TSAN_RELEASE(node);
     was_empty = !cds_wfcq_enqueue(&q->head, &q->tail, node);
     cmm_smp_mb();
-    if (q->wake == SQUEUE_WAKE_EVENTFD ? was_empty
-	: __atomic_load_n(&q->sleepers, __ATOMIC_SEQ_CST) > 0)
+    /*
+     * Only the push that makes the queue non-empty may need to wake: a
+     * consumer re-checks the queue after announcing itself, so a node
+     * already waiting means a wake-up was sent or is not needed. Without
+     * this, every push of a burst paid a FUTEX_WAKE while the woken
+     * consumer had not yet left `sleepers`.
+     */
+    if (was_empty && (q->wake == SQUEUE_WAKE_EVENTFD
+		      || __atomic_load_n(&q->sleepers, __ATOMIC_SEQ_CST) > 0))
 	squeue_wake(q);
     return was_empty;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/futex.h>
@@ -82,6 +83,16 @@ static void stage_run_batch(STAGE *s, SQUEUE_BATCH *batch, STAGE_EVENT **events)
     __atomic_add_fetch(&s->busy_ns, (uint64_t) (time_mono_ns() - start), __ATOMIC_RELAXED);
 }
 
+/* Name the thread after its stage, so top -H, perf and /proc show roles
+ * (the kernel keeps 15 bytes). */
+static void stage_thread_name(const char *name)
+{
+    char    buf[16];
+
+    snprintf(buf, sizeof(buf), "%s", name);
+    (void) pthread_setname_np(pthread_self(), buf);
+}
+
 static void *stage_worker(void *arg)
 {
     STAGE *s = arg;
@@ -90,6 +101,7 @@ static void *stage_worker(void *arg)
     int64_t next_idle = time_mono_ns() + s->opts.idle_ns;
 
     msg_service_set(s->opts.name);
+    stage_thread_name(s->opts.name);
     for (;;) {
 	if (squeue_take(&s->queue, &batch)) {
 	    stage_run_batch(s, &batch, events);

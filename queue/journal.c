@@ -5,9 +5,12 @@
  * Producers encode a JREQ (payload CRC included) and push it on a liburcu
  * wait-free queue, then wake the writer through a futex word with the
  * "set -1, re-check, sleep" pattern of liburcu's call_rcu, so a wake-up is
- * never lost. The writer splices everything queued, writes it with one
- * pwritev per segment touched, syncs once, applies it to the index, and
- * completes the waiters in queue order. Segment management and compaction
+ * never lost. A writer that will wake by itself within JOURNAL_NAP_NS
+ * (it just worked, or a sync is due) sleeps with -2 instead: records that
+ * need no sync (OUTCOME, DONE: "lazy") do not wake it, they ride along with
+ * the next batch, at most JOURNAL_NAP_NS later. The writer splices
+ * everything queued, writes it with one pwritev per segment touched, syncs
+ * once, applies it to the index, and completes the waiters in queue order. Segment management and compaction
  * run on the writer thread between batches.
  *
  * Diagnostics: write/fdatasync errors other than ENOSPC/EDQUOT are fatal
@@ -15,6 +18,7 @@
  * is a warning (once until it works again).
  */
 #include "config.h"
+#include <sched.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +36,11 @@
 #include "engine/timeutil.h"
 #include "queue/crc32c.h"
 #include "queue/journal_impl.h"
+
+/* How long a lazy record may wait for a writer that naps (see above). */
+#define JOURNAL_NAP_NS		(10 * 1000 * 1000)
+#define JOURNAL_SLEEPING	(-1)	/* every append wakes the writer */
+#define JOURNAL_NAPPING		(-2)	/* only appends that need a sync do */
 
 /* Options and parameters. */
 
@@ -317,9 +326,11 @@ JREQ   *journal_req_message(const MESSAGE *m, unsigned flags, const JREC_RSTATE 
  * seq_cst read-modify-writes (locked instructions on x86) rather than
  * fences, which ThreadSanitizer does not model.
  */
-static void journal_wake(JOURNAL *j)
+static void journal_wake(JOURNAL *j, bool lazy)
 {
-    if (__atomic_fetch_or(&j->futex, 0, __ATOMIC_SEQ_CST) == -1) {
+    int     state = __atomic_fetch_or(&j->futex, 0, __ATOMIC_SEQ_CST);
+
+    if (state == JOURNAL_SLEEPING || (state == JOURNAL_NAPPING && !lazy)) {
 	__atomic_store_n(&j->futex, 0, __ATOMIC_SEQ_CST);
 	(void) syscall(SYS_futex, &j->futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
@@ -340,9 +351,13 @@ static void journal_enqueue(JOURNAL *j, JREQ *r, JOURNAL_DONE_FN done, void *ctx
     }
     cds_wfcq_node_init(&r->node);
     /* The queue's own ordering is inside liburcu, invisible to TSan. */
+    /* The records journal_writer_batch() writes without a sync. Decided
+     * before the enqueue: after it, the writer may free r at any time. */
+    bool    lazy = r->type == JREC_OUTCOME || r->type == JREC_DONE;
+
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     cds_wfcq_enqueue(&j->qhead, &j->qtail, &r->node);
-    journal_wake(j);
+    journal_wake(j, lazy);
 }
 
 void    journal_append_message(JOURNAL *j, const MESSAGE *m, JOURNAL_DONE_FN done, void *ctx)
@@ -536,12 +551,16 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 
 static void journal_writer_sleep(JOURNAL *j, int64_t timeout_ns)
 {
-    (void) __atomic_exchange_n(&j->futex, -1, __ATOMIC_SEQ_CST);
+    /* A short sleep need not be cut short for lazy records. */
+    int     state = timeout_ns >= 0 && timeout_ns <= JOURNAL_NAP_NS
+	? JOURNAL_NAPPING : JOURNAL_SLEEPING;
+
+    (void) __atomic_exchange_n(&j->futex, state, __ATOMIC_SEQ_CST);
     if (!cds_wfcq_empty(&j->qhead, &j->qtail) || __atomic_load_n(&j->stop, __ATOMIC_SEQ_CST)) {
 	__atomic_store_n(&j->futex, 0, __ATOMIC_SEQ_CST);
 	return;
     }
-    while (__atomic_load_n(&j->futex, __ATOMIC_SEQ_CST) == -1) {
+    while (__atomic_load_n(&j->futex, __ATOMIC_SEQ_CST) == state) {
 	struct timespec ts, *tsp = NULL;
 
 	if (timeout_ns >= 0) {
@@ -549,7 +568,7 @@ static void journal_writer_sleep(JOURNAL *j, int64_t timeout_ns)
 	    ts.tv_nsec = timeout_ns % TIME_NS_PER_SEC;
 	    tsp = &ts;
 	}
-	if (syscall(SYS_futex, &j->futex, FUTEX_WAIT_PRIVATE, -1, tsp, NULL, 0) < 0
+	if (syscall(SYS_futex, &j->futex, FUTEX_WAIT_PRIVATE, state, tsp, NULL, 0) < 0
 	    && errno == ETIMEDOUT)
 	    break;
     }
@@ -561,7 +580,15 @@ static void *journal_writer_main(void *arg)
     JOURNAL *j = arg;
     JREQ  **v = NULL;
     size_t  cap = 0;
+    bool    worked = false;		/* since the last sleep: nap first */
 
+    (void) pthread_setname_np(pthread_self(), "journal");
+    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
+    {
+	struct sched_param sp = {0};
+
+	(void) sched_setscheduler(0, SCHED_BATCH, &sp);
+    }
     journal_compact_step(j);
     for (;;) {
 	struct __cds_wfcq_head bh;
@@ -585,6 +612,10 @@ static void *journal_writer_main(void *arg)
 	    }
 	    if (__atomic_load_n(&j->stop, __ATOMIC_SEQ_CST))
 		break;
+	    /* More records are likely soon: nap, so lazy ones need no wake-up. */
+	    if (worked && (timeout < 0 || timeout > JOURNAL_NAP_NS))
+		timeout = JOURNAL_NAP_NS;
+	    worked = false;
 	    journal_writer_sleep(j, timeout);
 	    continue;
 	}
@@ -600,6 +631,7 @@ static void *journal_writer_main(void *arg)
 	    v[n++] = r;
 	}
 	journal_writer_batch(j, v, n);
+	worked = true;
 	for (size_t i = 0; i < n; i++)
 	    journal_req_free(v[i]);
 	if (j->dirty && j->opts.sync != JOURNAL_SYNC_OFF
@@ -669,7 +701,7 @@ void    journal_close(JOURNAL *j)
 	return;
     if (j->writer_running) {
 	__atomic_store_n(&j->stop, 1, __ATOMIC_SEQ_CST);
-	journal_wake(j);
+	journal_wake(j, false);
 	pthread_join(j->writer, NULL);
 	if (j->spare)
 	    journal_seg_remove(j, j->spare);

@@ -106,7 +106,8 @@ struct JOURNAL {
     char    pad1[64];
     struct cds_wfcq_tail qtail;		/* producers */
     char    pad2[64];
-    int     futex;			/* -1: writer sleeps */
+    int     futex;			/* -1: writer sleeps; -2: writer naps (only
+					 * appends that need a sync wake it) */
     char    pad3[64];
 
     const JOURNAL_BACKEND *be;

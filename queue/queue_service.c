@@ -9,6 +9,7 @@
  * them, and only then the journal closes.
  */
 #include "config.h"
+#include <sched.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -168,6 +169,13 @@ static void qs_recovered(void *ctx, JOURNAL_RECOVERED *item)
 static void *qs_thread(void *arg)
 {
     msg_service_set("qmgr");
+    (void) pthread_setname_np(pthread_self(), "qmgr");
+    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
+    {
+	struct sched_param sp = {0};
+
+	(void) sched_setscheduler(0, SCHED_BATCH, &sp);
+    }
     while (!__atomic_load_n(&qs_stopping, __ATOMIC_ACQUIRE)) {
 	int64_t when = qmgr_run(qs_qmgr);
 

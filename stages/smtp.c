@@ -35,7 +35,8 @@
  *
  * THREADING
  *   smtp_agent_deliver() may be called from any thread: it locks the
- *   target thread's inbox and writes its eventfd. Everything else (jobs,
+ *   target thread's inbox and writes its eventfd (only when the inbox was
+ *   empty). Everything else (jobs,
  *   sessions, the cache, the timer heap) belongs to one I/O thread. done()
  *   is called on the I/O thread that owns the request.
  *
@@ -44,6 +45,7 @@
  *   epoll) as warnings, with the request deferred.
  */
 #include "config.h"
+#include <sched.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1007,6 +1009,7 @@ static void smtp_sess_readable(SMTP_SESS *s)
 
     for (;;) {
 	size_t  got = 0;
+	bool    drained = false;	/* a short plaintext read */
 	enum smtp_proto_event ev;
 
 	if (s->tls) {
@@ -1024,6 +1027,7 @@ static void smtp_sess_readable(SMTP_SESS *s)
 	    if (n < 0 && errno == EINTR)
 		continue;
 	    got = n > 0 ? (size_t) n : 0;
+	    drained = n > 0 && (size_t) n < sizeof(buf);
 	}
 	if (s->state == SS_IDLE) {
 	    /* The server closed or spoke on an idle session: drop it. */
@@ -1038,6 +1042,14 @@ static void smtp_sess_readable(SMTP_SESS *s)
 	for (;;) {
 	    if (ev == SMTP_EV_WAIT) {
 		if (!smtp_sess_event(s, ev))
+		    return;
+		/*
+		 * The socket had no more: the interest always includes
+		 * EPOLLIN (level-triggered), so epoll says when the next
+		 * reply comes, and the recv() that would return EAGAIN is
+		 * saved. Not with TLS, whose library may buffer input.
+		 */
+		if (drained)
 		    return;
 		break;
 	    }
@@ -1156,23 +1168,35 @@ static void smtp_job_addrs(SMTP_JOB *job)
     smtp_job_next(job);
 }
 
-static void smtp_lookup_done(SMTP_LOOKUP *lk)
+/*
+ * Any thread. The eventfd is written only when the inbox was empty: the
+ * I/O thread reads the eventfd before it takes the inbox, so an inbox that
+ * is not empty already has a wake-up pending or a take still to come.
+ */
+static void smtp_inbox_put(SMTP_THREAD *th, SMTP_JOB *job)
 {
-    SMTP_JOB *job = lk->ctx;
-    SMTP_THREAD *th = job->th;
     uint64_t one = 1;
+    bool    was_empty;
 
-    job->inbox_kind = INBOX_LOOKUP;
     job->inbox_next = NULL;
     pthread_mutex_lock(&th->lock);
+    was_empty = th->inbox_head == NULL;
     if (th->inbox_tail)
 	th->inbox_tail->inbox_next = job;
     else
 	th->inbox_head = job;
     th->inbox_tail = job;
     pthread_mutex_unlock(&th->lock);
-    if (write(th->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+    if (was_empty && write(th->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 	msg_warn("eventfd write: %m");
+}
+
+static void smtp_lookup_done(SMTP_LOOKUP *lk)
+{
+    SMTP_JOB *job = lk->ctx;
+
+    job->inbox_kind = INBOX_LOOKUP;
+    smtp_inbox_put(job->th, job);
 }
 
 static void smtp_job_start(SMTP_JOB *job)
@@ -1297,8 +1321,15 @@ static void *smtp_thread_main(void *arg)
 {
     SMTP_THREAD *th = arg;
     struct epoll_event evs[64];
+    struct sched_param sp = {0};
+    char    name[16];
 
     msg_service_set(th->agent->cfg.service);
+    /* "smtp", "relay", "lmtp": roles for top -H, perf and /proc. */
+    snprintf(name, sizeof(name), "%s", th->agent->cfg.service);
+    (void) pthread_setname_np(pthread_self(), name);
+    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
+    (void) sched_setscheduler(0, SCHED_BATCH, &sp);
     for (;;) {
 	int     timeout = -1;
 	int     n;
@@ -1371,7 +1402,6 @@ void    smtp_agent_deliver(SMTP_AGENT *agent, DELIVERY_REQUEST *req)
     SMTP_JOB *job = MEM_NEW(SMTP_JOB);
     SMTP_THREAD *th;
     char    key[512];
-    uint64_t one = 1;
 
     /* Same nexthop, same thread: the connection cache needs no lock. */
     snprintf(key, sizeof(key), "%s", req->nexthop ? req->nexthop : "");
@@ -1382,15 +1412,7 @@ void    smtp_agent_deliver(SMTP_AGENT *agent, DELIVERY_REQUEST *req)
     job->th = th;
     job->req = req;
     job->inbox_kind = INBOX_NEW;
-    pthread_mutex_lock(&th->lock);
-    if (th->inbox_tail)
-	th->inbox_tail->inbox_next = job;
-    else
-	th->inbox_head = job;
-    th->inbox_tail = job;
-    pthread_mutex_unlock(&th->lock);
-    if (write(th->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-	msg_warn("eventfd write: %m");
+    smtp_inbox_put(th, job);
 }
 
 void    smtp_agent_destroy(SMTP_AGENT *agent)

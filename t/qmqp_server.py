@@ -55,10 +55,13 @@ def reply_of(sock):
 def qmqp(port, data, source=None, shut=True):
     with socket.create_connection(("127.0.0.1", port), timeout=20,
                                   source_address=(source, 0) if source else None) as s:
-        if data:
-            s.sendall(data)
-        if shut:
-            s.shutdown(socket.SHUT_WR)
+        try:
+            if data:
+                s.sendall(data)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass		# a refused client may be answered and closed at once
         return reply_of(s)
 
 
