@@ -573,7 +573,11 @@ static void smtp_sess_close(SMTP_SESS *s, bool quit)
     smtp_timer_clear(s);
     smtp_tls_free(s->tls);
     smtp_proto_free(s->proto);
-    close(s->fd);			/* also leaves the epoll set */
+    /* Not close() alone: a child forked meanwhile (local/pipe delivery)
+     * may hold the socket open, and epoll would keep reporting it. */
+    if (s->fd >= 0)
+	epoll_ctl(s->th->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    close(s->fd);
     s->th->nsessions--;
     mem_free(s->key);
     mem_free(s);

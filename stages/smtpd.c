@@ -405,8 +405,13 @@ static void conn_close(SMTPD_THREAD *t, CONN *c)
 {
     if (c->dead)
 	return;
-    /* No EPOLL_CTL_DEL: the fd is never duplicated, so close() takes it
-     * out of the epoll set (one syscall less per session). */
+    /*
+     * EPOLL_CTL_DEL before close(): epoll tracks the open file, not the fd,
+     * and a child forked meanwhile (local, pipe and virtual delivery fork)
+     * keeps the file open, so close() alone would leave the registration
+     * and a later event would name a freed session.
+     */
+    epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
     c->dead = true;
