@@ -20,6 +20,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netdb.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -1188,4 +1190,50 @@ bool    config_list_has(const char *list, const char *word)
 	p += len;
     }
     return false;
+}
+
+size_t  config_listen_addrs(const char *name, char ***out)
+{
+    char    port[32];
+    char  **ifaces, **addrs;
+    size_t  nif, n = 0;
+
+    if (strrchr(name, ':')) {			/* "host:port" */
+	addrs = mem_calloc(2, sizeof(char *));
+	addrs[0] = mem_strdup(name);
+	*out = addrs;
+	return 1;
+    }
+    if (strspn(name, "0123456789") == strlen(name)) {
+	snprintf(port, sizeof(port), "%s", name);
+    } else {
+	struct servent *se = getservbyname(name, "tcp");
+
+	snprintf(port, sizeof(port), "%d", se ? ntohs(se->s_port) : 25);
+    }
+    ifaces = config_list_split(param_str(P_INET_INTERFACES), &nif);
+    addrs = mem_calloc(nif + 2, sizeof(char *));
+    for (size_t i = 0; i < nif; i++) {
+	STR     a = STR_INIT;
+
+	if (strcmp(ifaces[i], "all") == 0) {
+	    for (size_t k = 0; k < n; k++)
+		mem_free(addrs[k]);
+	    n = 0;
+	    addrs[n++] = mem_strdup(port);
+	    break;
+	}
+	if (strcmp(ifaces[i], "loopback-only") == 0 || strcmp(ifaces[i], "localhost") == 0)
+	    str_printf(&a, "127.0.0.1:%s", port);
+	else if (strchr(ifaces[i], ':'))
+	    str_printf(&a, "[%s]:%s", ifaces[i], port);
+	else
+	    str_printf(&a, "%s:%s", ifaces[i], port);
+	addrs[n++] = str_steal(&a, NULL);
+    }
+    if (n == 0)
+	addrs[n++] = mem_strdup(port);
+    config_list_free(ifaces);
+    *out = addrs;
+    return n;
 }

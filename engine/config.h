@@ -107,6 +107,11 @@ int     config_expand(const CONFIG *cfg, const char *text, STR *out, STR *err);
  */
 char  **config_list_split(const char *value, size_t *count);
 void    config_list_free(char **list);
+/* The addresses an inet service listens on, from its master.cf name
+ * ("host:port", "port", or a service name such as "smtp") and
+ * inet_interfaces: "127.0.0.1:25", "[::1]:25", or "25" for all. Returns
+ * the count; *out is a mem_alloc'd array of mem_alloc'd strings. */
+size_t  config_listen_addrs(const char *service_name, char ***out);
 /* Is word (case-insensitive) an item of a comma/whitespace list? */
 bool    config_list_has(const char *list, const char *word);
 

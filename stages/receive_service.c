@@ -265,53 +265,6 @@ static const char *rs_param(void *ctx, const char *name)
     return id == P_COUNT ? NULL : param_service_str((const char *) ctx, id);
 }
 
-/* master.cf service name -> listen addresses, with inet_interfaces. */
-static size_t rs_listen_addrs(const MASTERCF_SERVICE *svc, char ***out)
-{
-    const char *name = svc->name;
-    const char *colon = strrchr(name, ':');
-    char    port[32];
-    char  **ifaces, **addrs;
-    size_t  nif, n = 0;
-
-    if (colon) {				/* "host:port" */
-	addrs = mem_calloc(2, sizeof(char *));
-	addrs[0] = mem_strdup(name);
-	*out = addrs;
-	return 1;
-    }
-    if (strspn(name, "0123456789") == strlen(name)) {
-	snprintf(port, sizeof(port), "%s", name);
-    } else {
-	struct servent *se = getservbyname(name, "tcp");
-
-	snprintf(port, sizeof(port), "%d", se ? ntohs(se->s_port) : 25);
-    }
-    ifaces = config_list_split(param_str(P_INET_INTERFACES), &nif);
-    addrs = mem_calloc(nif + 2, sizeof(char *));
-    for (size_t i = 0; i < nif; i++) {
-	STR     a = STR_INIT;
-
-	if (strcmp(ifaces[i], "all") == 0) {
-	    n = 0;
-	    addrs[n++] = mem_strdup(port);
-	    break;
-	}
-	if (strcmp(ifaces[i], "loopback-only") == 0 || strcmp(ifaces[i], "localhost") == 0)
-	    str_printf(&a, "127.0.0.1:%s", port);
-	else if (strchr(ifaces[i], ':'))
-	    str_printf(&a, "[%s]:%s", ifaces[i], port);
-	else
-	    str_printf(&a, "%s:%s", ifaces[i], port);
-	addrs[n++] = str_steal(&a, NULL);
-    }
-    if (n == 0)
-	addrs[n++] = mem_strdup(port);
-    config_list_free(ifaces);
-    *out = addrs;
-    return n;
-}
-
 static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
 {
     STR     view = STR_INIT, err = STR_INIT;
@@ -333,7 +286,7 @@ static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
 	str_release(&err);
 	return -1;
     }
-    n = rs_listen_addrs(svc, &addrs);
+    n = config_listen_addrs(svc->name, &addrs);
     memset(&opts, 0, sizeof(opts));
     opts.listen = (const char *const *) addrs;
     opts.n_listen = n;
