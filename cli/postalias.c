@@ -32,7 +32,6 @@
 #include "engine/dict.h"
 #include "engine/dict_cmd.h"
 #include "engine/dict_gdbm.h"
-#include "engine/dict_priv.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
 #include "engine/param.h"
@@ -43,12 +42,6 @@
 #define POSTALIAS_NAME	"postalias"
 #endif
 
-typedef struct POSTALIAS_BUILD {
-    DICT_GDBM_BUILD *build;
-    int     fold;
-    const char *type_name;
-} POSTALIAS_BUILD;
-
 static void postalias_usage(void)
 {
 #ifdef POSTALIAS_NEWALIASES
@@ -58,74 +51,24 @@ static void postalias_usage(void)
 #endif
 }
 
-static void postalias_store(POSTALIAS_BUILD *pb, const char *key, const char *value)
-{
-    STR     err = STR_INIT;
-
-    if (dict_gdbm_build_add(pb->build, key, value, &err) < 0)
-	msg_fatal("table %s: write error: %s", pb->type_name, STR_DATA(&err));
-    str_release(&err);
-}
-
 static int postalias_add(const char *name, const char *value, int lineno, void *ctx)
 {
-    POSTALIAS_BUILD *pb = ctx;
-    char   *key = mem_strdup(name);
-
     (void) lineno;
-    if (pb->fold)
-	dict_fold(key);
-    postalias_store(pb, key, value);
-    mem_free(key);
+    dict_cmd_build_add((DICT_CMD_BUILD *) ctx, name, value);
     return 0;
 }
 
-static void postalias_build(const char *arg, int incremental, int fold, int dup_mode,
-			            int keep_root, int keep_mode)
+static void postalias_build(const char *arg, const DICT_CMD_OPTS *o)
 {
-    char   *type_name = dict_cmd_map_name(arg);
-    char   *path = strchr(type_name, ':') + 1;
-    STR     db_path = STR_INIT, err = STR_INIT;
-    POSTALIAS_BUILD pb;
-    struct stat st;
-    FILE   *fp;
+    DICT_CMD_BUILD b;
 
-    if (strncmp(type_name, "hash:", 5) != 0 && strncmp(type_name, "gdbm:", 5) != 0)
-	msg_fatal("unsupported map type for this operation: %.*s",
-		  (int) (path - type_name - 1), type_name);
-    if (incremental) {
-	fp = stdin;
-    } else if ((fp = fopen(path, "re")) == NULL) {
-	msg_fatal("open %s: %m", path);
-    }
-    if (fstat(fileno(fp), &st) < 0)
-	msg_fatal("fstat %s: %m", incremental ? "stdin" : path);
-    str_printf(&db_path, "%s.db", path);
-    pb.fold = fold;
-    pb.type_name = type_name;
-    pb.build = dict_gdbm_build_open(STR_DATA(&db_path),
-				    dict_cmd_build_prepare(&st, keep_root, keep_mode),
-				    dup_mode, &err);
-    if (pb.build == NULL)
-	msg_fatal("%s", STR_DATA(&err));
-    if (incremental && dict_gdbm_build_copy(pb.build, &err) < 0) {
-	dict_gdbm_build_abort(pb.build);
-	msg_fatal("%s", STR_DATA(&err));
-    }
-    if (aliasfile_read(fp, incremental ? "stdin" : path, postalias_add, &pb) < 0) {
-	dict_gdbm_build_abort(pb.build);
-	msg_fatal("read %s: %m", incremental ? "stdin" : path);
-    }
+    dict_cmd_build_begin(&b, arg, o);
+    if (aliasfile_read(b.fp, b.source, postalias_add, &b) < 0)
+	dict_cmd_build_read_error(&b);
     /* Sendmail's completeness marker; an update replaces the old one. */
-    dict_gdbm_build_dup_mode(pb.build, DICT_GDBM_DUP_REPLACE);
-    postalias_store(&pb, "@", "@");
-    if (dict_gdbm_build_commit(pb.build, &err) < 0)
-	msg_fatal("%s", STR_DATA(&err));
-    if (!incremental)
-	fclose(fp);
-    str_release(&db_path);
-    str_release(&err);
-    mem_free(type_name);
+    dict_gdbm_build_dup_mode(b.build, DICT_GDBM_DUP_REPLACE);
+    dict_cmd_build_add(&b, "@", "@");
+    dict_cmd_build_finish(&b);
 }
 
 /* postalias_config - main.cf, when there is one (for alias_database) */
@@ -163,7 +106,7 @@ int     main(int argc, char **argv)
 
 	for (char *item = strtok_r(spec, ", \t\r\n", &save); item;
 	     item = strtok_r(NULL, ", \t\r\n", &save)) {
-	    postalias_build(item, 0, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
+	    postalias_build(item, &o);
 	    built++;
 	}
 	mem_free(spec);
@@ -179,7 +122,7 @@ int     main(int argc, char **argv)
     if (status >= 0)
 	return status;
     for (int n = optind; n < argc; n++)
-	postalias_build(argv[n], o.incremental, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
+	postalias_build(argv[n], &o);
     return 0;
 #endif
 }

@@ -34,17 +34,9 @@
 
 #include "engine/dict.h"
 #include "engine/dict_cmd.h"
-#include "engine/dict_gdbm.h"
-#include "engine/dict_priv.h"
 #include "engine/dict_text.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
-
-typedef struct POSTMAP_BUILD {
-    DICT_GDBM_BUILD *build;
-    int     fold;
-    const char *type_name;
-} POSTMAP_BUILD;
 
 static void postmap_usage(void)
 {
@@ -53,61 +45,19 @@ static void postmap_usage(void)
 
 static int postmap_add(char *key, char *value, int lineno, void *ctx)
 {
-    POSTMAP_BUILD *pb = ctx;
-    STR     err = STR_INIT;
-
     (void) lineno;
-    if (pb->fold)
-	dict_fold(key);
-    if (dict_gdbm_build_add(pb->build, key, value, &err) < 0)
-	msg_fatal("table %s: write error: %s", pb->type_name, STR_DATA(&err));
-    str_release(&err);
+    dict_cmd_build_add((DICT_CMD_BUILD *) ctx, key, value);
     return 0;
 }
 
-static void postmap_build(const char *arg, int incremental, int fold, int dup_mode,
-			          int keep_root, int keep_mode)
+static void postmap_build(const char *arg, const DICT_CMD_OPTS *o)
 {
-    char   *type_name = dict_cmd_map_name(arg);
-    char   *path = strchr(type_name, ':') + 1;
-    STR     db_path = STR_INIT, err = STR_INIT;
-    POSTMAP_BUILD pb;
-    struct stat st;
-    FILE   *fp;
+    DICT_CMD_BUILD b;
 
-    if (strncmp(type_name, "hash:", 5) != 0 && strncmp(type_name, "gdbm:", 5) != 0)
-	msg_fatal("unsupported map type for this operation: %.*s",
-		  (int) (path - type_name - 1), type_name);
-    if (incremental) {
-	fp = stdin;
-    } else if ((fp = fopen(path, "re")) == NULL) {
-	msg_fatal("open %s: %m", path);
-    }
-    if (fstat(fileno(fp), &st) < 0)
-	msg_fatal("fstat %s: %m", incremental ? "stdin" : path);
-    str_printf(&db_path, "%s.db", path);
-    pb.fold = fold;
-    pb.type_name = type_name;
-    pb.build = dict_gdbm_build_open(STR_DATA(&db_path),
-				    dict_cmd_build_prepare(&st, keep_root, keep_mode),
-				    dup_mode, &err);
-    if (pb.build == NULL)
-	msg_fatal("%s", STR_DATA(&err));
-    if (incremental && dict_gdbm_build_copy(pb.build, &err) < 0) {
-	dict_gdbm_build_abort(pb.build);
-	msg_fatal("%s", STR_DATA(&err));
-    }
-    if (dict_text_table(fp, incremental ? "stdin" : path, "", postmap_add, &pb) < 0) {
-	dict_gdbm_build_abort(pb.build);
-	msg_fatal("read %s: %m", incremental ? "stdin" : path);
-    }
-    if (dict_gdbm_build_commit(pb.build, &err) < 0)
-	msg_fatal("%s", STR_DATA(&err));
-    if (!incremental)
-	fclose(fp);
-    str_release(&db_path);
-    str_release(&err);
-    mem_free(type_name);
+    dict_cmd_build_begin(&b, arg, o);
+    if (dict_text_table(b.fp, b.source, "", postmap_add, &b) < 0)
+	dict_cmd_build_read_error(&b);
+    dict_cmd_build_finish(&b);
 }
 
 int     main(int argc, char **argv)
@@ -123,6 +73,6 @@ int     main(int argc, char **argv)
     if ((status = dict_cmd_lookups(&o, argv + optind, argc - optind, "\t")) >= 0)
 	return status;
     for (int n = optind; n < argc; n++)
-	postmap_build(argv[n], o.incremental, o.fold, o.dup_mode, o.keep_root, o.keep_mode);
+	postmap_build(argv[n], &o);
     return 0;
 }

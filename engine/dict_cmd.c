@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "engine/dict_cmd.h"
 #include "engine/dict_gdbm.h"
+#include "engine/dict_priv.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
 
@@ -243,4 +245,72 @@ int dict_cmd_lookups(const DICT_CMD_OPTS *o, char **maps, int count, const char 
     if (o->list)
 	return dict_cmd_list(maps[0], flags, sep);
     return -1;
+}
+
+void dict_cmd_build_begin(DICT_CMD_BUILD *b, const char *arg, const DICT_CMD_OPTS *o)
+{
+    char   *path;
+    STR     db_path = STR_INIT, err = STR_INIT;
+    struct stat st;
+
+    b->type_name = dict_cmd_map_name(arg);
+    path = strchr(b->type_name, ':') + 1;
+    if (strncmp(b->type_name, "hash:", 5) != 0 && strncmp(b->type_name, "gdbm:", 5) != 0)
+	msg_fatal("unsupported map type for this operation: %.*s",
+		  (int) (path - b->type_name - 1), b->type_name);
+    b->fold = o->fold;
+    b->incremental = o->incremental;
+    b->source = o->incremental ? "stdin" : path;
+    if (o->incremental)
+	b->fp = stdin;
+    else if ((b->fp = fopen(path, "re")) == NULL)
+	msg_fatal("open %s: %m", path);
+    if (fstat(fileno(b->fp), &st) < 0)
+	msg_fatal("fstat %s: %m", b->source);
+    str_printf(&db_path, "%s.db", path);
+    b->build = dict_gdbm_build_open(STR_DATA(&db_path),
+			     dict_cmd_build_prepare(&st, o->keep_root, o->keep_mode),
+				    o->dup_mode, &err);
+    if (b->build == NULL)
+	msg_fatal("%s", STR_DATA(&err));
+    if (o->incremental && dict_gdbm_build_copy(b->build, &err) < 0) {
+	dict_gdbm_build_abort(b->build);
+	msg_fatal("%s", STR_DATA(&err));
+    }
+    str_release(&db_path);
+    str_release(&err);
+}
+
+void dict_cmd_build_add(DICT_CMD_BUILD *b, const char *key, const char *value)
+{
+    STR     err = STR_INIT;
+    char   *folded = NULL;
+
+    if (b->fold) {
+	folded = mem_strdup(key);
+	dict_fold(folded);
+	key = folded;
+    }
+    if (dict_gdbm_build_add(b->build, key, value, &err) < 0)
+	msg_fatal("table %s: write error: %s", b->type_name, STR_DATA(&err));
+    mem_free(folded);
+    str_release(&err);
+}
+
+void dict_cmd_build_read_error(DICT_CMD_BUILD *b)
+{
+    dict_gdbm_build_abort(b->build);
+    msg_fatal("read %s: %m", b->source);
+}
+
+void dict_cmd_build_finish(DICT_CMD_BUILD *b)
+{
+    STR     err = STR_INIT;
+
+    if (dict_gdbm_build_commit(b->build, &err) < 0)
+	msg_fatal("%s", STR_DATA(&err));
+    if (!b->incremental)
+	fclose(b->fp);
+    str_release(&err);
+    mem_free(b->type_name);
 }

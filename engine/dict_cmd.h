@@ -13,6 +13,7 @@
 
 #include <sys/stat.h>
 #include "engine/dict.h"
+#include "engine/dict_gdbm.h"
 
 #define DICT_CMD_EXIT_FOUND	0
 #define DICT_CMD_EXIT_NOTFOUND	1
@@ -37,6 +38,27 @@ void    dict_cmd_options(int argc, char **argv, DICT_CMD_OPTS *opts, void (*usag
 /* Runs -q, -q - or -s on maps when one was given: returns an exit status,
  * or -1 when the command is to build tables instead. */
 int     dict_cmd_lookups(const DICT_CMD_OPTS *opts, char **maps, int count, const char *sep);
+
+/*
+ * Building NAME.db from a source file (or stdin with -i), shared by postmap
+ * and postalias: begin opens the source and a new table the way the
+ * options say (folding, duplicates, owner, mode; -i copies the old table
+ * first); add stores one entry (keys folded here); finish commits and frees.
+ * Every failure is fatal, and an unfinished table never replaces the old.
+ */
+typedef struct DICT_CMD_BUILD {
+    DICT_GDBM_BUILD *build;
+    char   *type_name;			/* "hash:/etc/postfix/access" */
+    const char *source;			/* the source path, or "stdin" */
+    FILE   *fp;
+    int     fold;
+    int     incremental;
+} DICT_CMD_BUILD;
+
+void    dict_cmd_build_begin(DICT_CMD_BUILD *b, const char *arg, const DICT_CMD_OPTS *opts);
+void    dict_cmd_build_add(DICT_CMD_BUILD *b, const char *key, const char *value);
+void    dict_cmd_build_read_error(DICT_CMD_BUILD *b) __attribute__((noreturn));
+void    dict_cmd_build_finish(DICT_CMD_BUILD *b);
 
 /* "file" -> "hash:file"; "type:file" unchanged. Result is allocated. */
 char   *dict_cmd_map_name(const char *arg);
