@@ -13,7 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtp_testlib import Tap, Server, Handler, harness, log_re, find_log
+from smtp_testlib import Tap, Server, Handler, harness, log_re, find_log, Dovecot, dovecot_available
 
 t = Tap(5)
 
@@ -36,88 +36,33 @@ with Server(h, lmtp=True) as srv:
          "LMTP: RCPT 550 bounced", out)
 
 # 4-5: Dovecot.
-dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
-if os.geteuid() != 0 or not os.path.exists(dovecot) or not os.path.exists("/usr/lib/dovecot/lmtp"):
+if not dovecot_available():
     t.skip("dovecot LMTP delivery", "needs root and dovecot-lmtpd")
     t.skip("dovecot Maildir content", "needs root and dovecot-lmtpd")
     t.done()
 
-tmp = tempfile.mkdtemp(prefix="sluice-lmtp-")
-proc = None
-try:
-    nobody = pwd.getpwnam("nobody")
-    os.chmod(tmp, 0o755)
-    mail = os.path.join(tmp, "mail")
-    os.mkdir(mail)
-    os.chown(mail, nobody.pw_uid, nobody.pw_gid)
-    sock = os.path.join(tmp, "lmtp")
-    conf = os.path.join(tmp, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write("""
-base_dir = %(tmp)s/run
-state_dir = %(tmp)s/state
-log_path = %(tmp)s/dovecot.log
-protocols = lmtp
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-default_internal_user = dovecot
-default_login_user = dovenull
-mail_location = maildir:%(mail)s/%%n/Maildir
-first_valid_uid = %(uid)d
-passdb {
-  driver = static
-  args = nopassword=y
-}
-userdb {
-  driver = static
-  args = uid=%(uid)d gid=%(gid)d home=%(mail)s/%%n
-}
-service lmtp {
-  unix_listener %(sock)s {
-    mode = 0666
-  }
-}
-service anvil {
-  chroot =
-}
-""" % {"tmp": tmp, "mail": mail, "sock": sock, "uid": nobody.pw_uid, "gid": nobody.pw_gid})
-    proc = subprocess.Popen([dovecot, "-F", "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 15
-    while time.time() < deadline and not os.path.exists(sock) and proc.poll() is None:
-        time.sleep(0.05)
-    if not os.path.exists(sock):
-        log = open(os.path.join(tmp, "dovecot.log")).read() if os.path.exists(os.path.join(tmp, "dovecot.log")) else ""
-        t.ok(False, "dovecot LMTP delivery", "dovecot did not start\n" + log)
+with Dovecot() as dove:
+    if dove.error:
+        t.ok(False, "dovecot LMTP delivery", dove.error)
         t.ok(False, "dovecot Maildir content")
     else:
-        msgfile = os.path.join(tmp, "msg")
+        msgfile = os.path.join(dove.tmp, "msg")
         with open(msgfile, "w") as f:
             f.write("From: <sender@example.org>\nTo: <alice@example.com>\nSubject: lmtp test\n\n"
                     ".dot line\nhello dovecot\n")
-        rc, out, logs, res = harness(["-L", "-i", msgfile, "unix:" + sock, "alice@example.com",
+        rc, out, logs, res = harness(["-L", "-i", msgfile, "unix:" + dove.sock, "alice@example.com",
                                       "bob@example.com"])
         ok = all(res.get(r, ("",))[0] == "sent" for r in ("alice@example.com", "bob@example.com"))
-        t.ok(ok and any(l.startswith("lmtp: ") and "relay=" in l and "[%s]" % sock in l
+        t.ok(ok and any(l.startswith("lmtp: ") and "relay=" in l and "[%s]" % dove.sock in l
                         and "status=sent (250 2.0.0 <alice@example.com>" in l for l in logs),
              "dovecot LMTP delivery over unix socket", out)
         got = []
         for user in ("alice", "bob"):
-            path = os.path.join(mail, user, "Maildir")
+            path = dove.maildir(user)
             if os.path.isdir(path):
                 for m in mailbox.Maildir(path, create=False):
                     got.append((user, m["Subject"], m.get_payload()))
         t.ok(sorted(g[0] for g in got) == ["alice", "bob"]
              and all(g[1] == "lmtp test" and g[2] == ".dot line\nhello dovecot\n" for g in got),
              "dovecot Maildir content read back", got)
-finally:
-    if proc:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if os.environ.get("KEEP") is None: shutil.rmtree(tmp, ignore_errors=True)
-    else: print("# kept", tmp)
 t.done()

@@ -8,6 +8,10 @@ caller (use the context managers).
 """
 import asyncio
 import os
+import time
+import tempfile
+import shutil
+import pwd
 import re
 import socket
 import struct
@@ -209,3 +213,88 @@ class DnsServer:
             count += 1
         flags = 0x8180 | rcode
         return qid + struct.pack(">HHHHH", flags, 1, count, 0, 0) + question + answers
+
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+_DOVECOT_CONF = """
+base_dir = %(tmp)s/run
+state_dir = %(tmp)s/state
+log_path = %(tmp)s/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_location = maildir:%(mail)s/%%n/Maildir
+first_valid_uid = %(uid)d
+passdb {
+  driver = static
+  args = nopassword=y
+}
+userdb {
+  driver = static
+  args = uid=%(uid)d gid=%(gid)d home=%(mail)s/%%n
+}
+service lmtp {
+  unix_listener %(sock)s {
+    mode = 0666
+  }
+}
+service anvil {
+  chroot =
+}
+"""
+
+
+def dovecot_available():
+    """Dovecot's LMTP server can be started (root and dovecot-lmtpd)."""
+    return (os.geteuid() == 0 and os.path.exists(DOVECOT)
+            and os.path.exists("/usr/lib/dovecot/lmtp"))
+
+
+class Dovecot:
+    """A private Dovecot LMTP server on a unix socket (self.sock), delivering
+    as nobody to Maildirs under its temp dir (self.maildir(user)). A context
+    manager; self.error is None when it started, else its log."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-dove-")
+        self.mail = os.path.join(self.tmp, "mail")
+        self.sock = os.path.join(self.tmp, "lmtp")
+        self.proc = None
+        self.error = None
+
+    def maildir(self, user):
+        return os.path.join(self.mail, user, "Maildir")
+
+    def __enter__(self):
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(self.tmp, 0o755)
+        os.mkdir(self.mail)
+        os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
+        conf = os.path.join(self.tmp, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(_DOVECOT_CONF % {"tmp": self.tmp, "mail": self.mail, "sock": self.sock,
+                                     "uid": nobody.pw_uid, "gid": nobody.pw_gid})
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while (time.monotonic() < deadline and not os.path.exists(self.sock)
+               and self.proc.poll() is None):
+            time.sleep(0.05)
+        if not os.path.exists(self.sock):
+            log = os.path.join(self.tmp, "dovecot.log")
+            self.error = "dovecot did not start\n" + (open(log).read() if os.path.exists(log)
+                                                     else "")
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
