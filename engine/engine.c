@@ -21,6 +21,7 @@
 #include "engine/param.h"
 #include "engine/privsep.h"
 #include "engine/stage.h"
+#include "queue/queue_notice.h"
 #include "queue/queue_service.h"
 #include "stages/receive_service.h"
 #include "stages/pickup.h"
@@ -34,6 +35,7 @@ static const ENGINE_COMPONENT *engine_components[] = {
     &queue_component,			/* delivery agents, journal, qmgr */
     &verify_component,			/* address verification (smtpd asks it) */
     &receive_component,			/* cleanup, smtpd */
+    &queue_notice_component,		/* notices -> cleanup while it runs */
     &pickup_component,			/* maildrop -> cleanup */
     &qmqpd_component,			/* QMQP -> cleanup */
     &screen_component,			/* postscreen -> pass smtpd */

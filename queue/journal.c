@@ -275,7 +275,19 @@ void    journal_req_free(JREQ *r)
     }
     mem_free(r->reason);
     jrec_routes_free(r->nroutes, r->routes);
+    mem_free(r->noticed);
     mem_free(r);
+}
+
+/*
+ * Records that need no sync of their own: lost in a crash, they only make
+ * a recipient pending again (delivered twice, never dropped), a notice
+ * owed again (sent twice) or a delay notice due again.
+ */
+static bool journal_req_lazy(const JREQ *r)
+{
+    return r->type == JREC_OUTCOME || r->type == JREC_DONE || r->type == JREC_NOTICED
+	|| r->type == JREC_WARNED;
 }
 
 static JREQ *journal_req_new(int type, const char *qid)
@@ -315,6 +327,7 @@ JREQ   *journal_req_message(const MESSAGE *m, unsigned flags, const JREC_RSTATE 
 	if (rs) {
 	    r->rcpt[i].next_retry = rs[i].next_retry;
 	    r->rcpt[i].reason = rs[i].reason ? mem_strdup(rs[i].reason) : NULL;
+	    r->rcpt[i].owed = rs[i].owed;
 	}
     }
     return r;
@@ -353,7 +366,7 @@ static void journal_enqueue(JOURNAL *j, JREQ *r, JOURNAL_DONE_FN done, void *ctx
     /* The queue's own ordering is inside liburcu, invisible to TSan. */
     /* The records journal_writer_batch() writes without a sync. Decided
      * before the enqueue: after it, the writer may free r at any time. */
-    bool    lazy = r->type == JREC_OUTCOME || r->type == JREC_DONE;
+    bool    lazy = journal_req_lazy(r);
 
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     cds_wfcq_enqueue(&j->qhead, &j->qtail, &r->node);
@@ -366,18 +379,23 @@ void    journal_append_message(JOURNAL *j, const MESSAGE *m, JOURNAL_DONE_FN don
 }
 
 void    journal_append_outcome(JOURNAL *j, const char *queue_id, size_t rcpt_index,
-			       enum rcpt_state state, const char *reason, int64_t next_retry,
-			       JOURNAL_DONE_FN done, void *ctx)
+			       enum rcpt_state state, unsigned flags, const char *reason,
+			       int64_t next_retry, JOURNAL_DONE_FN done, void *ctx)
 {
     JREQ   *r = journal_req_new(JREC_OUTCOME, queue_id);
+    int     st = (int) state;
 
-    if ((int) state < RCPT_PENDING || state > RCPT_DROPPED || rcpt_index > UINT32_MAX)
-	msg_panic("journal_append_outcome: bad state %d or index %zu", (int) state, rcpt_index);
-    jrec_encode_outcome(&r->payload, queue_id, (uint32_t) rcpt_index, (int) state,
-			next_retry, reason);
+    if ((int) state < RCPT_PENDING || state > RCPT_DROPPED || rcpt_index > UINT32_MAX
+	|| (flags & ~JOURNAL_NOTICE_OWED)
+	|| ((flags & JOURNAL_NOTICE_OWED) && state != RCPT_SENT && state != RCPT_BOUNCED))
+	msg_panic("journal_append_outcome: bad state %d, flags %#x or index %zu",
+		  (int) state, flags, rcpt_index);
+    if (flags & JOURNAL_NOTICE_OWED)
+	st |= JREC_STATE_OWED;
+    jrec_encode_outcome(&r->payload, queue_id, (uint32_t) rcpt_index, st, next_retry, reason);
     journal_req_seal(r);
     r->rcpt_index = (uint32_t) rcpt_index;
-    r->state = (int) state;
+    r->state = st;
     r->next_retry = next_retry;
     r->reason = reason ? mem_strdup(reason) : NULL;
     journal_enqueue(j, r, done, ctx);
@@ -387,11 +405,28 @@ void    journal_append_control(JOURNAL *j, const char *queue_id, enum journal_op
 			       JOURNAL_DONE_FN done, void *ctx)
 {
     if (op != JOURNAL_OP_HOLD && op != JOURNAL_OP_RELEASE && op != JOURNAL_OP_DELETE
-	&& op != JOURNAL_OP_DONE)
+	&& op != JOURNAL_OP_DONE && op != JOURNAL_OP_WARNED)
 	msg_panic("journal_append_control: bad operation %d", (int) op);
     JREQ   *r = journal_req_new((int) op, queue_id);
 
     jrec_encode_control(&r->payload, queue_id);
+    journal_req_seal(r);
+    journal_enqueue(j, r, done, ctx);
+}
+
+void    journal_append_noticed(JOURNAL *j, const char *queue_id, size_t n,
+			       const size_t *rcpt_index, JOURNAL_DONE_FN done, void *ctx)
+{
+    JREQ   *r = journal_req_new(JREC_NOTICED, queue_id);
+
+    r->nnoticed = n;
+    r->noticed = mem_calloc(n ? n : 1, sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) {
+	if (rcpt_index[i] > UINT32_MAX)
+	    msg_panic("journal_append_noticed: bad index %zu", rcpt_index[i]);
+	r->noticed[i] = (uint32_t) rcpt_index[i];
+    }
+    jrec_encode_noticed(&r->payload, queue_id, n, r->noticed);
     journal_req_seal(r);
     journal_enqueue(j, r, done, ctx);
 }
@@ -506,16 +541,12 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 	    i = k;
 	    continue;
 	}
-	/*
-	 * Recipient outcomes and DONE records need no sync of their own: lost
-	 * in a crash, they only make a recipient pending again (delivered
-	 * twice, never dropped). They ride along with the next sync, or the
-	 * timer syncs them within journal_batch_sync_delay.
-	 */
+	/* Lazy records ride along with the next sync, or the timer syncs
+	 * them within journal_batch_sync_delay. */
 	bool    must_sync = false;
 
 	for (size_t m = i; m < k && !must_sync; m++)
-	    must_sync = v[m]->type != JREC_OUTCOME && v[m]->type != JREC_DONE;
+	    must_sync = !journal_req_lazy(v[m]);
 	if (j->opts.sync == JOURNAL_SYNC_ALWAYS && must_sync)
 	    journal_sync_now(j, s);
 	else if (!j->dirty) {
@@ -531,6 +562,7 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 		.rcpt = r->rcpt, .rcpt_index = r->rcpt_index, .state = r->state,
 		.next_retry = r->next_retry, .reason = &r->reason,
 		.nroutes = r->nroutes, .routes = r->routes,
+		.nnoticed = r->nnoticed, .noticed = r->noticed,
 	    };
 
 	    (void) journal_apply(j, s, off, (uint32_t) r->total, r->seq, &op);

@@ -22,7 +22,7 @@
  *	u64 seq		sequence number, strictly increasing over the journal
  *	u32 segno	low 32 bits of the segment number (stale data from
  *			another file never passes)
- *	u16 type	JREC_MESSAGE .. JREC_DONE
+ *	u16 type	JREC_MESSAGE .. JREC_NOTICED
  *	u16 flags	0
  *	u32 zero
  *	u32 hcrc	CRC32C of the 28 bytes above
@@ -40,8 +40,16 @@
  *		for an ID supersedes the earlier one.
  *	OUTCOME	one recipient: sent, bounced, deferred (reason, next retry
  *		time), dropped. Final states (sent, bounced, dropped) stick.
- *	HOLD, RELEASE, DELETE, DONE	message level. DONE is optional: a
- *		message whose recipients are all final is finished anyway.
+ *		Sent or bounced may carry "notice owed" (a bounce or success
+ *		notice is due): the message stays live until a NOTICED
+ *		record names the recipient, so a crash before the notice is
+ *		queued makes recovery hand the message out again with the
+ *		notice still owed (Postfix keeps its bounce logs for this).
+ *	NOTICED	the notices owed for the listed recipients are queued.
+ *	HOLD, RELEASE, DELETE, DONE, WARNED	message level. DONE is
+ *		optional: a message whose recipients are all final and owe
+ *		no notice is finished anyway. WARNED: the delay notice is
+ *		queued (at most one per message).
  *	REQUEUE	new transport and nexthop per recipient; deferred
  *		recipients become pending again.
  * No checkpoint records: the journal's live state is rebuilt by replaying
@@ -58,8 +66,9 @@
  * space (smtpd answers "452 4.3.1 Insufficient system storage"). Any other
  * write or fdatasync error is fatal (msg_fatal): it is never retried.
  *	journal_sync = always	done() only after fdatasync (default), except
- *				for OUTCOME and DONE records: losing those in
- *				a crash only repeats a delivery, so they are
+ *				for OUTCOME, NOTICED, WARNED and DONE records:
+ *				losing those in a crash only repeats a
+ *				delivery or a notice, so they are
  *				synced with the next batch that needs a sync,
  *				or journal_batch_sync_delay later
  *	journal_sync = batch	done() after write; fdatasync at most
@@ -134,7 +143,15 @@ typedef void (*JOURNAL_DONE_FN) (void *ctx, int status);
 enum journal_sync { JOURNAL_SYNC_ALWAYS, JOURNAL_SYNC_BATCH, JOURNAL_SYNC_OFF };
 
 /* Message-level operations for journal_append_control(). */
-enum journal_op { JOURNAL_OP_HOLD = 3, JOURNAL_OP_RELEASE, JOURNAL_OP_DELETE = 6, JOURNAL_OP_DONE };
+enum journal_op {
+    JOURNAL_OP_HOLD = 3, JOURNAL_OP_RELEASE, JOURNAL_OP_DELETE = 6, JOURNAL_OP_DONE,
+    JOURNAL_OP_WARNED,			/* the delay notice is queued */
+};
+
+/* journal_append_outcome() flags: the recipient is final (sent or
+ * bounced) but the notice it calls for is not queued yet. The message
+ * stays live until journal_append_noticed() names the recipient. */
+#define JOURNAL_NOTICE_OWED	(1u<<0)
 
 #define JOURNAL_RDONLY	(1<<0)		/* shared lock, no appends, no file changes */
 
@@ -177,8 +194,11 @@ typedef struct JOURNAL_RECOVERED {
 					 * current; content is a segment slice */
     bool    hold;			/* on hold */
     bool    corrupt;			/* damage found: the corrupt queue */
+    bool    warned;			/* the delay notice was sent */
+    bool    owed;			/* some notice owed (owed[] below) */
     const int64_t *next_retry;		/* per recipient, seconds, 0 = none */
     const char *const *reason;		/* per recipient, last reason or NULL */
+    const bool *notice_owed;		/* per recipient: final, notice owed */
 } JOURNAL_RECOVERED;			/* arrays valid during the callback */
 
 typedef void (*JOURNAL_RECOVER_FN) (void *ctx, JOURNAL_RECOVERED *item);
@@ -236,8 +256,10 @@ void    journal_close(JOURNAL *j);
 
 void    journal_append_message(JOURNAL *j, const MESSAGE *m, JOURNAL_DONE_FN done, void *ctx);
 void    journal_append_outcome(JOURNAL *j, const char *queue_id, size_t rcpt_index,
-			       enum rcpt_state state, const char *reason, int64_t next_retry,
-			       JOURNAL_DONE_FN done, void *ctx);
+			       enum rcpt_state state, unsigned flags, const char *reason,
+			       int64_t next_retry, JOURNAL_DONE_FN done, void *ctx);
+void    journal_append_noticed(JOURNAL *j, const char *queue_id, size_t n,
+			       const size_t *rcpt_index, JOURNAL_DONE_FN done, void *ctx);
 void    journal_append_control(JOURNAL *j, const char *queue_id, enum journal_op op,
 			       JOURNAL_DONE_FN done, void *ctx);
 void    journal_append_requeue(JOURNAL *j, const char *queue_id, size_t n,

@@ -65,6 +65,7 @@ static JREQ *journal_compact_copy(JOURNAL *j, JENTRY *e)
 	}
 	rs[i].next_retry = jr->next_retry;
 	rs[i].reason = jr->reason;
+	rs[i].owed = jr->owed;
     }
     d.msg->content = journal_seg_blob(s, p + d.content_off, d.content_len);
     r = journal_req_message(d.msg, e->flags & JREC_FLAGS_KNOWN, rs);

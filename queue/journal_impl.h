@@ -28,6 +28,7 @@ typedef struct JENTRY JENTRY;
 /* Current state of one recipient of a live message. */
 typedef struct JRCPT {
     uint8_t state;			/* enum rcpt_state */
+    bool    owed;			/* final, its notice not queued yet */
     int64_t next_retry;
     char   *reason;			/* NULL or owned */
     char   *transport;		/* REQUEUE override, NULL or owned */
@@ -45,6 +46,7 @@ struct JENTRY {
     uint64_t seq;
     uint32_t nrcpt;
     uint32_t nfinal;			/* recipients in a final state */
+    uint32_t nowed;			/* of which with a notice owed */
     unsigned flags;			/* JREC_FLAG_* */
     JRCPT  *rcpt;
     JREC_MSG *rec;			/* recovery only: the decoded record */
@@ -92,6 +94,8 @@ typedef struct JREQ {
     char   *reason;
     size_t  nroutes;			/* REQUEUE */
     JOURNAL_ROUTE *routes;
+    size_t  nnoticed;			/* NOTICED */
+    uint32_t *noticed;
 } JREQ;
 
 typedef struct JINDEX {
@@ -177,6 +181,9 @@ typedef struct JOP {
     /* REQUEUE */
     size_t  nroutes;
     const JOURNAL_ROUTE *routes;
+    /* NOTICED */
+    size_t  nnoticed;
+    const uint32_t *noticed;
 } JOP;
 
 /* Returns false if the record named no live message (an orphan). */

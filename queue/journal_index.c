@@ -142,6 +142,13 @@ void    journal_entry_finish(JOURNAL *j, JENTRY *e)
     j->nfinished++;
 }
 
+/* Every recipient final and no notice owed: the message needs no space. */
+static void journal_entry_finish_if_done(JOURNAL *j, JENTRY *e)
+{
+    if (e->nfinal == e->nrcpt && e->nowed == 0)
+	journal_entry_finish(j, e);
+}
+
 static void journal_apply_message(JOURNAL *j, JSEG *seg, uint64_t off, uint32_t reclen,
 				  uint64_t seq, JOP *op)
 {
@@ -163,9 +170,12 @@ static void journal_apply_message(JOURNAL *j, JSEG *seg, uint64_t off, uint32_t 
     e->flags = op->flags;
     e->rec = op->rec;
     op->rec = NULL;
-    for (uint32_t i = 0; i < e->nrcpt; i++)
+    for (uint32_t i = 0; i < e->nrcpt; i++) {
 	if (journal_rcpt_final(e->rcpt[i].state))
 	    e->nfinal++;
+	if (e->rcpt[i].owed)
+	    e->nowed++;
+    }
     e->snext = seg->entries;
     if (seg->entries)
 	seg->entries->sprev = e;
@@ -175,8 +185,7 @@ static void journal_apply_message(JOURNAL *j, JSEG *seg, uint64_t off, uint32_t 
     JOURNAL_STAT_ADD(j, live_messages, 1);
     JOURNAL_STAT_ADD(j, live_bytes, reclen);
     journal_index_insert(&j->index, e);
-    if (e->nfinal == e->nrcpt)
-	journal_entry_finish(j, e);
+    journal_entry_finish_if_done(j, e);
 }
 
 bool    journal_apply(JOURNAL *j, JSEG *seg, uint64_t off, uint32_t reclen, uint64_t seq,
@@ -192,23 +201,42 @@ bool    journal_apply(JOURNAL *j, JSEG *seg, uint64_t off, uint32_t reclen, uint
 	return false;
     switch (op->type) {
     case JREC_OUTCOME:{
+	    int     state = op->state & ~JREC_STATE_OWED;
+
 	    if (op->rcpt_index >= e->nrcpt)
 		return false;
 	    JRCPT  *r = &e->rcpt[op->rcpt_index];
 
 	    if (journal_rcpt_final(r->state))	/* final states stick */
 		return true;
-	    r->state = (uint8_t) op->state;
+	    r->state = (uint8_t) state;
 	    r->next_retry = op->next_retry;
 	    if (op->reason && *op->reason) {
 		mem_free(r->reason);
 		r->reason = *op->reason;
 		*op->reason = NULL;
 	    }
-	    if (journal_rcpt_final(op->state) && ++e->nfinal == e->nrcpt)
-		journal_entry_finish(j, e);
+	    if (op->state & JREC_STATE_OWED) {
+		r->owed = true;
+		e->nowed++;
+	    }
+	    if (journal_rcpt_final(state))
+		e->nfinal++;
+	    journal_entry_finish_if_done(j, e);
 	    return true;
 	}
+    case JREC_NOTICED:
+	for (size_t i = 0; i < op->nnoticed; i++) {
+	    if (op->noticed[i] < e->nrcpt && e->rcpt[op->noticed[i]].owed) {
+		e->rcpt[op->noticed[i]].owed = false;
+		e->nowed--;
+	    }
+	}
+	journal_entry_finish_if_done(j, e);
+	return true;
+    case JREC_WARNED:
+	e->flags |= JREC_FLAG_WARNED;
+	return true;
     case JREC_HOLD:
 	e->flags |= JREC_FLAG_HOLD;
 	return true;

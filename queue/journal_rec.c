@@ -222,11 +222,14 @@ static void jrd_qid(JRD *r, char qid[QUEUE_ID_MAX])
     qid[len] = 0;
 }
 
+/* A recipient state, JREC_STATE_OWED allowed on final states only. */
 static int jrd_state(JRD *r)
 {
     uint64_t v = jrd_varint(r);
+    uint64_t st = v & ~(uint64_t) JREC_STATE_OWED;
 
-    if (v > RCPT_DROPPED)
+    if (st > RCPT_DROPPED
+	|| ((v & JREC_STATE_OWED) && st != RCPT_SENT && st != RCPT_BOUNCED))
 	r->bad = true;
     return (int) v;
 }
@@ -266,7 +269,7 @@ void    jrec_encode_message(STR *out, const MESSAGE *m, unsigned flags, const JR
 	jrec_put_varint(out, (uint64_t) rc->dsn_notify);
 	jrec_put_str(out, rc->transport);
 	jrec_put_str(out, rc->nexthop);
-	jrec_put_varint(out, (uint64_t) rc->state);
+	jrec_put_varint(out, (uint64_t) rc->state | (rs && rs[i].owed ? JREC_STATE_OWED : 0));
 	jrec_put_svarint(out, rs ? rs[i].next_retry : 0);
 	jrec_put_str(out, rs ? rs[i].reason : NULL);
     }
@@ -280,6 +283,7 @@ void    jrec_msg_free(JREC_MSG *d)
 	    mem_free(d->reason[i]);
     mem_free(d->reason);
     mem_free(d->next_retry);
+    mem_free(d->owed);
     message_free(d->msg);
     memset(d, 0, sizeof(*d));
 }
@@ -327,6 +331,7 @@ int     jrec_decode_message(const char *p, size_t len, JREC_MSG *out)
 	goto bad;
     out->next_retry = mem_calloc(nrcpt ? nrcpt : 1, sizeof(int64_t));
     out->reason = mem_calloc(nrcpt ? nrcpt : 1, sizeof(char *));
+    out->owed = mem_calloc(nrcpt ? nrcpt : 1, sizeof(bool));
     m->rcpt_cap = nrcpt;
     m->rcpt = mem_calloc(nrcpt ? nrcpt : 1, sizeof(RCPT));
     for (size_t i = 0; i < nrcpt && !r.bad; i++) {
@@ -344,7 +349,9 @@ int     jrec_decode_message(const char *p, size_t len, JREC_MSG *out)
 	rc->dsn_notify = (int) v;
 	rc->transport = jrd_str(&r);
 	rc->nexthop = jrd_str(&r);
-	rc->state = jrd_state(&r);
+	v = (uint64_t) jrd_state(&r);
+	rc->state = (int) (v & ~(uint64_t) JREC_STATE_OWED);
+	out->owed[i] = (v & JREC_STATE_OWED) != 0;
 	out->next_retry[i] = jrd_svarint(&r);
 	out->reason[i] = jrd_str(&r);
     }
@@ -396,7 +403,7 @@ int     jrec_decode_outcome(const char *p, size_t len, char qid[QUEUE_ID_MAX], u
     return 0;
 }
 
-/* HOLD, RELEASE, DELETE, DONE */
+/* HOLD, RELEASE, DELETE, DONE, WARNED */
 
 void    jrec_encode_control(STR *out, const char *qid)
 {
@@ -410,6 +417,46 @@ int     jrec_decode_control(const char *p, size_t len, char qid[QUEUE_ID_MAX])
     jrd_init(&r, p, len);
     jrd_qid(&r, qid);
     return r.bad || r.p != r.end ? -1 : 0;
+}
+
+/* NOTICED */
+
+void    jrec_encode_noticed(STR *out, const char *qid, size_t n, const uint32_t *rcpt)
+{
+    jrec_put_str(out, qid);
+    jrec_put_varint(out, n);
+    for (size_t i = 0; i < n; i++)
+	jrec_put_varint(out, rcpt[i]);
+}
+
+int     jrec_decode_noticed(const char *p, size_t len, char qid[QUEUE_ID_MAX], size_t *np,
+			    uint32_t **rcpt)
+{
+    JRD     r;
+    uint64_t n;
+    uint32_t *v;
+
+    jrd_init(&r, p, len);
+    jrd_qid(&r, qid);
+    n = jrd_varint(&r);
+    /* One byte at least per index: refuse counts the rest cannot hold. */
+    if (r.bad || n > (uint64_t) (r.end - r.p))
+	return -1;
+    v = mem_calloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n && !r.bad; i++) {
+	uint64_t idx = jrd_varint(&r);
+
+	if (idx > UINT32_MAX)
+	    r.bad = true;
+	v[i] = (uint32_t) idx;
+    }
+    if (r.bad || r.p != r.end) {
+	mem_free(v);
+	return -1;
+    }
+    *np = (size_t) n;
+    *rcpt = v;
+    return 0;
 }
 
 /* REQUEUE */

@@ -26,14 +26,20 @@
 
 enum jrec_type {
     JREC_MESSAGE = 1, JREC_OUTCOME = 2, JREC_HOLD = 3, JREC_RELEASE = 4,
-    JREC_REQUEUE = 5, JREC_DELETE = 6, JREC_DONE = 7,
+    JREC_REQUEUE = 5, JREC_DELETE = 6, JREC_DONE = 7, JREC_WARNED = 8,
+    JREC_NOTICED = 9,
 };
-#define JREC_TYPE_VALID(t)	((t) >= JREC_MESSAGE && (t) <= JREC_DONE)
+#define JREC_TYPE_VALID(t)	((t) >= JREC_MESSAGE && (t) <= JREC_NOTICED)
 
 /* MESSAGE record flags. */
 #define JREC_FLAG_HOLD		(1u<<0)
 #define JREC_FLAG_CORRUPT	(1u<<1)
-#define JREC_FLAGS_KNOWN	(JREC_FLAG_HOLD | JREC_FLAG_CORRUPT)
+#define JREC_FLAG_WARNED	(1u<<2)		/* delay notice sent */
+#define JREC_FLAGS_KNOWN	(JREC_FLAG_HOLD | JREC_FLAG_CORRUPT | JREC_FLAG_WARNED)
+
+/* In a recipient state (MESSAGE and OUTCOME records): final, but its
+ * notice (bounce, success) is not queued yet. */
+#define JREC_STATE_OWED		0x10
 
 typedef struct JREC_HDR {
     uint32_t len;			/* payload bytes */
@@ -56,6 +62,7 @@ bool    jseg_hdr_decode(const unsigned char *in, size_t len, uint64_t *segno,
 typedef struct JREC_RSTATE {
     int64_t next_retry;
     const char *reason;
+    bool    owed;			/* notice owed (JREC_STATE_OWED) */
 } JREC_RSTATE;
 
 /* The envelope, ending with the content length; the caller appends the
@@ -67,6 +74,7 @@ typedef struct JREC_MSG {
     unsigned flags;
     int64_t *next_retry;		/* msg->nrcpt entries */
     char  **reason;			/* msg->nrcpt entries, NULL or string */
+    bool   *owed;			/* msg->nrcpt entries: notice owed */
     size_t  content_off;		/* content position in the payload */
     size_t  content_len;
 } JREC_MSG;
@@ -74,11 +82,13 @@ typedef struct JREC_MSG {
 int     jrec_decode_message(const char *p, size_t len, JREC_MSG *out);
 void    jrec_msg_free(JREC_MSG *d);	/* everything, msg included if set */
 
+/* state may carry JREC_STATE_OWED (final states only). */
 void    jrec_encode_outcome(STR *out, const char *qid, uint32_t rcpt, int state,
 			    int64_t next_retry, const char *reason);
 int     jrec_decode_outcome(const char *p, size_t len, char qid[QUEUE_ID_MAX], uint32_t *rcpt,
 			    int *state, int64_t *next_retry, char **reason);
 
+/* HOLD, RELEASE, DELETE, DONE, WARNED */
 void    jrec_encode_control(STR *out, const char *qid);
 int     jrec_decode_control(const char *p, size_t len, char qid[QUEUE_ID_MAX]);
 
@@ -86,6 +96,11 @@ void    jrec_encode_requeue(STR *out, const char *qid, size_t n, const JOURNAL_R
 int     jrec_decode_requeue(const char *p, size_t len, char qid[QUEUE_ID_MAX], size_t *n,
 			    JOURNAL_ROUTE **routes);
 void    jrec_routes_free(size_t n, JOURNAL_ROUTE *routes);
+
+/* NOTICED: the notices owed for these recipients are queued. */
+void    jrec_encode_noticed(STR *out, const char *qid, size_t n, const uint32_t *rcpt);
+int     jrec_decode_noticed(const char *p, size_t len, char qid[QUEUE_ID_MAX], size_t *n,
+			    uint32_t **rcpt);
 
 /* The queue ID at the start of any payload (damaged records). */
 int     jrec_peek_qid(const char *p, size_t len, char qid[QUEUE_ID_MAX]);

@@ -121,6 +121,7 @@ static void journal_recover_record(JRECOVER *rc, JSEG *s, uint64_t off, const JR
 		op.rcpt[i].state = (uint8_t) m->rcpt[i].state;
 		op.rcpt[i].next_retry = rec->next_retry[i];
 		op.rcpt[i].reason = rec->reason[i];
+		op.rcpt[i].owed = rec->owed[i];
 		rec->reason[i] = NULL;
 	    }
 	    op.rec = rec;
@@ -138,6 +139,18 @@ static void journal_recover_record(JRECOVER *rc, JSEG *s, uint64_t off, const JR
 	    op.reason = &reason;
 	    known = journal_apply(j, s, off, reclen, h->seq, &op);
 	    mem_free(reason);
+	    break;
+	}
+    case JREC_NOTICED:{
+	    uint32_t *noticed = NULL;
+
+	    if (jrec_decode_noticed(p, h->len, qid, &op.nnoticed, &noticed) != 0) {
+		ok = false;
+		break;
+	    }
+	    op.noticed = noticed;
+	    known = journal_apply(j, s, off, reclen, h->seq, &op);
+	    mem_free(noticed);
 	    break;
 	}
     case JREC_REQUEUE:{
@@ -299,6 +312,7 @@ static void journal_recover_handout(JOURNAL *j, JOURNAL_RECOVER_FN fn, void *ctx
 	const char *base = e->seg->map + e->off + JREC_HDR_SIZE;
 	int64_t *retry = mem_calloc(e->nrcpt ? e->nrcpt : 1, sizeof(int64_t));
 	const char **reason = mem_calloc(e->nrcpt ? e->nrcpt : 1, sizeof(char *));
+	bool   *owed = mem_calloc(e->nrcpt ? e->nrcpt : 1, sizeof(bool));
 	JOURNAL_RECOVERED item;
 
 	for (uint32_t r = 0; r < e->nrcpt; r++) {
@@ -313,6 +327,7 @@ static void journal_recover_handout(JOURNAL *j, JOURNAL_RECOVER_FN fn, void *ctx
 	    }
 	    retry[r] = jr->next_retry;
 	    reason[r] = jr->reason;
+	    owed[r] = jr->owed;
 	}
 	m->content = journal_seg_blob(e->seg, base + rec->content_off, rec->content_len);
 	rec->msg = NULL;
@@ -322,8 +337,11 @@ static void journal_recover_handout(JOURNAL *j, JOURNAL_RECOVER_FN fn, void *ctx
 	item.msg = m;
 	item.hold = (e->flags & JREC_FLAG_HOLD) != 0;
 	item.corrupt = (e->flags & JREC_FLAG_CORRUPT) != 0;
+	item.warned = (e->flags & JREC_FLAG_WARNED) != 0;
+	item.owed = e->nowed > 0;
 	item.next_retry = retry;
 	item.reason = reason;
+	item.notice_owed = owed;
 	st->messages++;
 	if (item.corrupt)
 	    st->corrupt++;
@@ -333,6 +351,7 @@ static void journal_recover_handout(JOURNAL *j, JOURNAL_RECOVER_FN fn, void *ctx
 	    message_free(m);
 	mem_free(retry);
 	mem_free(reason);
+	mem_free(owed);
     }
     mem_free(v);
 }

@@ -22,10 +22,9 @@
 #include "engine/timeutil.h"
 #include "queue/journal.h"
 #include "queue/queue_ctl.h"
+#include "queue/queue_notice.h"
 #include "queue/queue_service.h"
-#include "stages/bounce.h"
 #include "stages/delivery_agents.h"
-#include "stages/receive_service.h"
 
 static JOURNAL *qs_journal;
 static QMGR *qs_qmgr;
@@ -49,7 +48,8 @@ static void qs_outcome(void *ctx, const MESSAGE *msg, size_t rcpt_index, enum rc
 	&& reason && strcmp(reason, delivery_agents_shutdown_reason) == 0)
 	return;
     queue_ctl_count_outcome(state);
-    journal_append_outcome(qs_journal, msg->queue_id, rcpt_index, state, reason,
+    journal_append_outcome(qs_journal, msg->queue_id, rcpt_index, state,
+			   queue_notice_outcome_flags(msg, rcpt_index, state), reason,
 			   next_retry_us / 1000000, NULL, NULL);
 }
 
@@ -67,16 +67,23 @@ static void qs_removed(void *ctx, int status)
     message_free(msg);
 }
 
-static void qs_message_done(void *ctx, MESSAGE *msg)
+/* Every recipient final and every notice queued. */
+static void qs_finish(MESSAGE *msg)
 {
     journal_append_control(qs_journal, msg->queue_id, JOURNAL_OP_DONE, qs_removed, msg);
+}
+
+static void qs_message_done(void *ctx, MESSAGE *msg)
+{
+    if (!queue_notice_message_done(msg))
+	qs_finish(msg);
 }
 
 static void qs_notify(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
 		      const QMGR_NOTIFY_RCPT *rcpt, size_t n)
 {
     /* The notice is new mail: through cleanup, then back to the journal. */
-    bounce_qmgr_notify(msg, kind, rcpt, n, receive_submit_internal);
+    queue_notice_event(msg, kind, rcpt, n);
 }
 
 static void qs_transport_config(void *ctx, const char *transport, QMGR_TRANSPORT_CONFIG *tc)
@@ -132,21 +139,26 @@ static void qs_config(QMGR_CONFIG *cfg)
 
 /* ---- recovery ---------------------------------------------------------- */
 
-static void qs_recovered(void *ctx, JOURNAL_RECOVERED *item)
+/* A recovered message that owes notices, kept until the journal takes
+ * appends again (journal_recover forbids them). */
+typedef struct QS_OWED {
+    struct QS_OWED *next;
+    JOURNAL_RECOVERED item;		/* arrays copied */
+} QS_OWED;
+
+static QS_OWED *qs_owed;
+
+static void qs_enqueue_recovered(JOURNAL_RECOVERED *item)
 {
     MESSAGE *msg = item->msg;
     unsigned flags = 0;
     int64_t next_retry = 0;
     char    id[QUEUE_ID_MAX];
 
-    if (item->corrupt) {
-	/* Kept in the journal for the operator (postsuper -d); not delivered. */
-	msg_warn("%s: damaged in the journal: moved to the corrupt queue", msg->queue_id);
-	message_free(msg);
-	return;
-    }
     if (item->hold)
 	flags |= QMGR_ENQ_HOLD;
+    if (item->warned)
+	flags |= QMGR_ENQ_WARNED;
     for (size_t i = 0; i < msg->nrcpt; i++) {
 	if (msg->rcpt[i].state == RCPT_DEFERRED && item->next_retry[i] > 0
 	    && (next_retry == 0 || item->next_retry[i] * 1000000 < next_retry))
@@ -162,6 +174,57 @@ static void qs_recovered(void *ctx, JOURNAL_RECOVERED *item)
     for (size_t i = 0; i < item->msg->nrcpt && item->reason; i++)
 	if (item->reason[i])
 	    qmgr_set_reason(qs_qmgr, id, i, item->reason[i]);
+}
+
+static void qs_recovered(void *ctx, JOURNAL_RECOVERED *item)
+{
+    MESSAGE *msg = item->msg;
+
+    if (item->corrupt) {
+	/* Kept in the journal for the operator (postsuper -d); not delivered. */
+	msg_warn("%s: damaged in the journal: moved to the corrupt queue", msg->queue_id);
+	message_free(msg);
+	return;
+    }
+    if (item->owed) {
+	QS_OWED *o = MEM_NEW(QS_OWED);
+	size_t  n = msg->nrcpt ? msg->nrcpt : 1;
+	int64_t *retry = mem_alloc(n * sizeof(int64_t));
+	char  **reason = mem_calloc(n, sizeof(char *));
+	bool   *owed = mem_alloc(n * sizeof(bool));
+
+	o->item = *item;
+	memcpy(retry, item->next_retry, msg->nrcpt * sizeof(int64_t));
+	memcpy(owed, item->notice_owed, msg->nrcpt * sizeof(bool));
+	for (size_t i = 0; i < msg->nrcpt; i++)
+	    reason[i] = item->reason[i] ? mem_strdup(item->reason[i]) : NULL;
+	o->item.next_retry = retry;
+	o->item.reason = (const char *const *) reason;
+	o->item.notice_owed = owed;
+	o->next = qs_owed;
+	qs_owed = o;
+	return;
+    }
+    qs_enqueue_recovered(item);
+}
+
+/* After recovery: the notices still owed, then the messages to qmgr. */
+static void qs_recovered_owed(void)
+{
+    QS_OWED *o, *next;
+
+    for (o = qs_owed, qs_owed = NULL; o; o = next) {
+	next = o->next;
+	msg_info("%s: notice owed since before the restart: sending it", o->item.msg->queue_id);
+	if (!queue_notice_recovered(o->item.msg, &o->item))
+	    qs_enqueue_recovered(&o->item);
+	for (size_t i = 0; i < o->item.msg->nrcpt; i++)
+	    mem_free((char *) o->item.reason[i]);
+	mem_free((void *) o->item.reason);
+	mem_free((void *) o->item.next_retry);
+	mem_free((void *) o->item.notice_owed);
+	mem_free(o);
+    }
 }
 
 /* ---- the qmgr thread ---------------------------------------------------- */
@@ -296,6 +359,8 @@ static int qs_start(STR *why)
 	msg_info("journal: recovered %zu messages from %zu segments (%zu records, "
 		 "%zu torn tails, %zu damaged regions, %zu corrupt messages)",
 		 rs.messages, rs.segments, rs.records, rs.torn, rs.damaged, rs.corrupt);
+    queue_notice_init(qs_journal, qs_finish);
+    qs_recovered_owed();
     msg_service_set("master");
     qs_stopping = 0;
     queue_ctl_register();		/* flush, queue-list, queue-op, ... */
@@ -328,6 +393,7 @@ static void qs_stop(void)
 	    break;
 	qmgr_wait(qs_qmgr, qmgr_now(qs_qmgr) + TIME_NS_PER_SEC / 10);
     }
+    queue_notice_stop();
     journal_close(qs_journal);
     qs_journal = NULL;
     qmgr_free(qs_qmgr);

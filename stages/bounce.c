@@ -278,10 +278,30 @@ size_t bounce_build(const BOUNCE_CONFIG *cfg, const MESSAGE *orig, enum bounce_k
 
 /* ---- submission ---------------------------------------------------------- */
 
-typedef struct BOUNCE_PENDING {
+/* One event's notices on their way; freed by the last completion. */
+typedef struct BOUNCE_EVENT {
     char    orig_id[QUEUE_ID_MAX];
+    int     outstanding;		/* notices not completed, atomic */
+    int     failed;			/* one was not queued, atomic */
+    bounce_done_fn done;
+    void   *ctx;
+} BOUNCE_EVENT;
+
+typedef struct BOUNCE_PENDING {
+    BOUNCE_EVENT *ev;
     const char *what;			/* static */
 } BOUNCE_PENDING;
+
+static void bounce_event_release(BOUNCE_EVENT *ev, bool queued)
+{
+    if (!queued)
+	__atomic_store_n(&ev->failed, 1, __ATOMIC_RELAXED);
+    if (__atomic_sub_fetch(&ev->outstanding, 1, __ATOMIC_ACQ_REL) != 0)
+	return;
+    if (ev->done)
+	ev->done(ev->ctx, __atomic_load_n(&ev->failed, __ATOMIC_RELAXED) == 0);
+    mem_free(ev);
+}
 
 static void bounce_submitted(void *ctx, int code, const char *text)
 {
@@ -290,35 +310,46 @@ static void bounce_submitted(void *ctx, int code, const char *text)
 
     msg_service_set("bounce");
     if (code == 250)
-	msg_info("%s: %s: %s", p->orig_id, p->what, text);
+	msg_info("%s: %s: %s", p->ev->orig_id, p->what, text);
     else
-	msg_warn("%s: %s not sent: %d %s", p->orig_id, p->what, code, text ? text : "");
+	msg_warn("%s: %s not sent: %d %s", p->ev->orig_id, p->what, code, text ? text : "");
     msg_service_set(service);
+    bounce_event_release(p->ev, code == 250);
     mem_free(p);
 }
 
 void bounce_notify(const BOUNCE_CONFIG *cfg, const MESSAGE *orig, enum bounce_kind kind,
-		   const BOUNCE_RCPT *rcpt, size_t n, bounce_submit_fn submit)
+		   const BOUNCE_RCPT *rcpt, size_t n, bounce_submit_fn submit,
+		   bounce_done_fn done, void *ctx)
 {
     BOUNCE_NOTICE out[BOUNCE_MAX_NOTICES];
     size_t  count = bounce_build(cfg, orig, kind, rcpt, n, time_real_us(), out);
+    BOUNCE_EVENT *ev = MEM_NEW(BOUNCE_EVENT);
 
+    memcpy(ev->orig_id, orig->queue_id, QUEUE_ID_MAX);
+    ev->done = done;
+    ev->ctx = ctx;
+    /* One reference for this loop, so done() comes after the last submit. */
+    ev->outstanding = (int) count + 1;
     for (size_t i = 0; i < count; i++) {
 	BOUNCE_PENDING *p = MEM_NEW(BOUNCE_PENDING);
 
-	memcpy(p->orig_id, orig->queue_id, QUEUE_ID_MAX);
+	p->ev = ev;
 	p->what = out[i].what;
 	if (submit(out[i].msg, CLEANUP_FLAG_NO_CHECKS, bounce_submitted, p) < 0) {
 	    msg_warn("%s: %s not sent: the cleanup service is not running",
 		     orig->queue_id, out[i].what);
 	    message_free(out[i].msg);
 	    mem_free(p);
+	    bounce_event_release(ev, false);
 	}
     }
+    bounce_event_release(ev, true);
 }
 
 void bounce_qmgr_notify(const MESSAGE *orig, enum qmgr_notify kind,
-			const QMGR_NOTIFY_RCPT *rcpt, size_t n, bounce_submit_fn submit)
+			const QMGR_NOTIFY_RCPT *rcpt, size_t n, bounce_submit_fn submit,
+			bounce_done_fn done, void *ctx)
 {
     BOUNCE_CONFIG cfg;
     BOUNCE_RCPT *v;
@@ -336,17 +367,15 @@ void bounce_qmgr_notify(const MESSAGE *orig, enum qmgr_notify kind,
 	bk = BOUNCE_KIND_SUCCESS;
 	break;
     default:
-	return;
+	msg_panic("bounce_qmgr_notify: notice kind %d", (int) kind);
     }
-    if (n == 0)
-	return;
     bounce_config_from_params(&cfg);
-    v = mem_calloc(n, sizeof(*v));
+    v = mem_calloc(n ? n : 1, sizeof(*v));
     for (size_t k = 0; k < n; k++) {
 	v[k].index = rcpt[k].index;
 	v[k].dsn = rcpt[k].dsn;
 	v[k].reason = rcpt[k].reason;
     }
-    bounce_notify(&cfg, orig, bk, v, n, submit);
+    bounce_notify(&cfg, orig, bk, v, n, submit, done, ctx);
     mem_free(v);
 }

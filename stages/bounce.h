@@ -30,7 +30,8 @@
  *
  * Threading: bounce_build and bounce_content are pure (any thread).
  * bounce_notify runs on the caller's thread (qmgr); the submit function's
- * completion may run on any thread and logs there.
+ * completion may run on any thread and logs there, and calls the caller's
+ * done function there.
  * Diagnostics: Postfix's lines, service "bounce":
  *   ID: sender non-delivery notification: NEWID
  *   ID: sender delay notification: NEWID
@@ -124,12 +125,21 @@ typedef int (*bounce_submit_fn)(MESSAGE *msg, int cleanup_flags,
 				void (*done)(void *ctx, int code, const char *text),
 				void *ctx);
 
-/* Builds the notices for one event and submits them; logs. */
+/*
+ * Builds the notices for one event and submits them; logs. Then done(ctx,
+ * queued) once (done may be NULL): queued is true when every notice is
+ * queued or none was due, false when one could not be queued. done may
+ * run before bounce_notify returns, or later on the submitter's thread.
+ */
+typedef void (*bounce_done_fn)(void *ctx, bool queued);
+
 void    bounce_notify(const BOUNCE_CONFIG *cfg, const MESSAGE *orig, enum bounce_kind kind,
-		      const BOUNCE_RCPT *rcpt, size_t n, bounce_submit_fn submit);
+		      const BOUNCE_RCPT *rcpt, size_t n, bounce_submit_fn submit,
+		      bounce_done_fn done, void *ctx);
 
 /* The queue manager's notify hook, with the current parameters. */
 void    bounce_qmgr_notify(const MESSAGE *orig, enum qmgr_notify kind,
-			   const QMGR_NOTIFY_RCPT *rcpt, size_t n, bounce_submit_fn submit);
+			   const QMGR_NOTIFY_RCPT *rcpt, size_t n, bounce_submit_fn submit,
+			   bounce_done_fn done, void *ctx);
 
 #endif

@@ -14,3 +14,5 @@ t_bounce_tool_SOURCES = t/bounce_tool.c
 
 TESTS += t/bounce_email.py t/bounce_e2e.py
 EXTRA_DIST += t/bounce_email.py t/bounce_e2e.py
+TESTS += t/notice_durable.py
+EXTRA_DIST += t/notice_durable.py

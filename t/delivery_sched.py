@@ -278,6 +278,28 @@ with Sink(hold=HOLD) as sink, Instance(main={
     tap.eq(sorted(int(t["subject"].split()[1]) for t in sink.delivered()), list(range(M)),
            "each message delivered once")
 
+# ------------------------------------- (b2) connection limit, cache included
+# smtp_destination_connection_limit counts open connections, idle cached
+# ones included: with the cache on (the default) and a window of 20, never
+# more than 2 connections at the sink, also when a second burst finds the
+# first burst's connections idle in the cache.
+with Sink(hold=0.2) as sink, Instance(main={
+        "relayhost": "[127.0.0.1]:%d" % sink.port,
+        "smtp_connection_cache_time_limit": "30s",
+        "smtp_destination_connection_limit": "2"}) as inst:
+    inst.start()
+    inject(inst.port, [(["l%d@example.com" % i], "limit %d" % i) for i in range(10)])
+    wait_for(lambda: len(sink.delivered()) >= 10, 40, "10 deliveries")
+    first = sink.sessions
+    inject(inst.port, [(["m%d@example.com" % i], "limit2 %d" % i) for i in range(10)])
+    wait_for(lambda: len(sink.delivered()) >= 20, 40, "20 deliveries")
+    tap.ok(sink.max_open <= 2, "connection limit 2: at most %d connections open at once "
+           "(cached ones included)" % sink.max_open)
+    tap.ok(max(t["open_at_start"] for t in sink.delivered()) == 2,
+           "and the limit is used: 2 busy at once")
+    tap.ok(sink.sessions == first, "the second burst reused the cached connections "
+           "(%d connections in all, %d after the first burst)" % (sink.sessions, first))
+
 # ------------------------------------------------------- (c) rate limits
 K = 6
 with Sink() as sink, Instance(main={

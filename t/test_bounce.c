@@ -508,6 +508,16 @@ static int closed_submit(MESSAGE *msg, int flags, void (*done)(void *, int, cons
     return -1;
 }
 
+static int done_calls;
+static bool done_queued;
+
+static void count_done(void *ctx, bool queued)
+{
+    cr_assert_eq(ctx, &done_calls);
+    done_calls++;
+    done_queued = queued;
+}
+
 Test(bounce, notify_submits_and_survives_a_closed_stage)
 {
     BOUNCE_CONFIG cfg = cfg_test();
@@ -515,17 +525,25 @@ Test(bounce, notify_submits_and_survives_a_closed_stage)
     BOUNCE_RCPT rc[] = {{0, "5.1.1", "x", NULL}};
 
     submits = 0;
-    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, fake_submit);
+    done_calls = 0;
+    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, fake_submit, count_done, &done_calls);
     cr_assert_eq(submits, 1);
+    cr_assert_eq(done_calls, 1);
+    cr_assert(done_queued, "the notice was queued");
     cr_assert_not_null(submitted);
     cr_assert_str_eq(submitted->rcpt[0].address, "alice@example.org");
     message_free(submitted);
-    /* Refused: the notice is freed (ASan would see a leak), nothing crashes. */
-    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, closed_submit);
+    /* Refused: the notice is freed (ASan would see a leak), nothing crashes,
+     * and the caller learns that it was not queued. */
+    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, closed_submit, count_done, &done_calls);
     cr_assert_eq(submits, 2);
-    /* Out-of-range indexes are ignored. */
+    cr_assert_eq(done_calls, 2);
+    cr_assert_not(done_queued, "a refused notice is reported as not queued");
+    /* Out-of-range indexes are ignored: no notice due, done all the same. */
     rc[0].index = 7;
-    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, fake_submit);
+    bounce_notify(&cfg, m, BOUNCE_KIND_FAILURE, rc, 1, fake_submit, count_done, &done_calls);
     cr_assert_eq(submits, 2);
+    cr_assert_eq(done_calls, 3);
+    cr_assert(done_queued, "nothing due counts as done");
     message_free(m);
 }

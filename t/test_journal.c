@@ -22,16 +22,18 @@ static void state_roundtrip(const JOURNAL_BACKEND *be, const char *dir)
     JOURNAL *j;
     TJ_SET  set = {0};
     JOURNAL_RECOVERY_STATS st;
-    MESSAGE *m[6];
+    MESSAGE *m[8];
 
     j = tj_open(be, dir, &o, &set, &st);
     cr_assert_eq(set.n, 0);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 8; i++) {
 	m[i] = tj_message(NULL, 3, 2000 + (size_t) i * 10000, (unsigned) i);
 	cr_assert_eq(tj_append_message(j, m[i]), 0);
     }
     /* m0: all sent -> finished. m1: deferred + sent + bounced. m2: held.
-     * m3: deleted. m4: explicit DONE. m5: requeued deferred recipient. */
+     * m3: deleted. m4: explicit DONE. m5: requeued deferred recipient.
+     * m6: all final, one bounce notice still owed (live), delay warned.
+     * m7: all final, its owed notice queued (NOTICED) -> finished. */
     for (size_t r = 0; r < 3; r++)
 	cr_assert_eq(tj_append_outcome(j, m[0]->queue_id, r, RCPT_SENT, NULL, 0), 0);
     cr_assert_eq(tj_append_outcome(j, m[1]->queue_id, 0, RCPT_DEFERRED, "451 later", 1234), 0);
@@ -44,6 +46,16 @@ static void state_roundtrip(const JOURNAL_BACKEND *be, const char *dir)
     cr_assert_eq(tj_append_control(j, m[3]->queue_id, JOURNAL_OP_DELETE), 0);
     cr_assert_eq(tj_append_control(j, m[4]->queue_id, JOURNAL_OP_DONE), 0);
     cr_assert_eq(tj_append_outcome(j, m[5]->queue_id, 2, RCPT_DEFERRED, "421 busy", 777), 0);
+    cr_assert_eq(tj_append_control(j, m[6]->queue_id, JOURNAL_OP_WARNED), 0);
+    for (size_t r = 0; r < 3; r++) {
+	cr_assert_eq(tj_append_outcome_flags(j, m[6]->queue_id, r, r == 1 ? RCPT_BOUNCED : RCPT_SENT,
+				       r == 1 ? JOURNAL_NOTICE_OWED : 0, "550 5.1.1 no", 0), 0);
+	cr_assert_eq(tj_append_outcome_flags(j, m[7]->queue_id, r, RCPT_BOUNCED,
+					     JOURNAL_NOTICE_OWED, "550 no", 0), 0);
+    }
+    size_t  all3[] = {0, 1, 2};
+
+    cr_assert_eq(tj_append_noticed(j, m[7]->queue_id, 3, all3), 0);
 
     JOURNAL_ROUTE rt[1] = {{2, "relay", "[192.0.2.1]:2525"}};
     JOURNAL_WAIT w;
@@ -56,14 +68,19 @@ static void state_roundtrip(const JOURNAL_BACKEND *be, const char *dir)
     journal_close(j);
 
     j = tj_open(be, dir, &o, &set, &st);
-    cr_assert_eq(set.n, 3, "recovered %zu", set.n);
-    cr_assert_eq(st.messages, 3);
+    cr_assert_eq(set.n, 4, "recovered %zu", set.n);
+    cr_assert_eq(st.messages, 4);
     cr_assert_eq(st.torn + st.damaged, 0);
 
     TJ_REC *r1 = tj_find(&set, m[1]->queue_id), *r2 = tj_find(&set, m[2]->queue_id);
-    TJ_REC *r5 = tj_find(&set, m[5]->queue_id);
+    TJ_REC *r5 = tj_find(&set, m[5]->queue_id), *r6 = tj_find(&set, m[6]->queue_id);
 
-    cr_assert(r1 && r2 && r5);
+    cr_assert(r1 && r2 && r5 && r6);
+    cr_assert(r6->warned && !r1->warned, "WARNED survives recovery");
+    cr_assert(r6->any_owed && !r1->any_owed);
+    cr_assert(!r6->owed[0] && r6->owed[1] && !r6->owed[2], "the owed notice is per recipient");
+    cr_assert_eq(r6->msg->rcpt[1].state, RCPT_BOUNCED);
+    cr_assert_str_eq(r6->reason[1], "550 5.1.1 no");
     cr_assert(tj_message_same(r1->msg, m[1]));
     cr_assert(tj_message_same(r2->msg, m[2]));
     cr_assert(tj_message_same(r5->msg, m[5]));
@@ -80,16 +97,18 @@ static void state_roundtrip(const JOURNAL_BACKEND *be, const char *dir)
     /* Oldest first. */
     cr_assert_eq(strcmp(set.v[0].msg->queue_id, m[1]->queue_id), 0);
 
-    /* Release survives another round. */
+    /* Release survives another round; a NOTICED record finishes m6. */
     cr_assert_eq(tj_append_control(j, m[2]->queue_id, JOURNAL_OP_RELEASE), 0);
+    cr_assert_eq(tj_append_noticed(j, m[6]->queue_id, 1, all3 + 1), 0);
     journal_close(j);
     tj_set_free(&set);
     j = tj_open(be, dir, &o, &set, &st);
     cr_assert_eq(set.n, 3);
     cr_assert(!tj_find(&set, m[2]->queue_id)->hold);
+    cr_assert_null(tj_find(&set, m[6]->queue_id));
     journal_close(j);
     tj_set_free(&set);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
 	message_free(m[i]);
 }
 
@@ -443,12 +462,20 @@ Test(journal, compaction_keeps_disk_bounded, .timeout = 120)
 	queue_id_next(m->queue_id);
 	journal_append_message(j, m, NULL, NULL);
 	if (i % 500 == 0) {
-	    journal_append_outcome(j, m->queue_id, 0, RCPT_DEFERRED, "451 4.4.1 later", i, NULL, NULL);
+	    /* Every 10th: bounced, its notice owed (live, all final). */
+	    if (ndef % 10 == 9)
+		journal_append_outcome(j, m->queue_id, 0, RCPT_BOUNCED, JOURNAL_NOTICE_OWED,
+				       "451 4.4.1 later", i, NULL, NULL);
+	    else
+		journal_append_outcome(j, m->queue_id, 0, RCPT_DEFERRED, 0, "451 4.4.1 later",
+				       i, NULL, NULL);
 	    memcpy(deferred[ndef++], m->queue_id, QUEUE_ID_MAX);
 	    if (ndef % 20 == 0)
 		journal_append_control(j, m->queue_id, JOURNAL_OP_HOLD, NULL, NULL);
+	    if (ndef % 3 == 0)
+		journal_append_control(j, m->queue_id, JOURNAL_OP_WARNED, NULL, NULL);
 	} else
-	    journal_append_outcome(j, m->queue_id, 0, RCPT_SENT, NULL, 0, NULL, NULL);
+	    journal_append_outcome(j, m->queue_id, 0, RCPT_SENT, 0, NULL, 0, NULL, NULL);
 	if (i % 1000 == 999) {		/* bound the queue; sample the disk */
 	    cr_assert_eq(tj_append_control(j, "0", JOURNAL_OP_DONE), 0);
 	    journal_stats(j, &st);
@@ -489,7 +516,9 @@ Test(journal, compaction_keeps_disk_bounded, .timeout = 120)
 	TJ_REC *r = tj_find(&set, deferred[i]);
 
 	cr_assert_not_null(r, "deferred message %s lost", deferred[i]);
-	cr_assert_eq(r->msg->rcpt[0].state, RCPT_DEFERRED);
+	cr_assert_eq(r->msg->rcpt[0].state, i % 10 == 9 ? RCPT_BOUNCED : RCPT_DEFERRED);
+	cr_assert_eq(r->owed[0], i % 10 == 9, "owed notice kept by compaction copies");
+	cr_assert_eq(r->warned, (i + 1) % 3 == 0, "WARNED kept by compaction copies");
 	cr_assert_str_eq(r->reason[0], "451 4.4.1 later");
 	cr_assert_eq(r->next_retry[0], (int64_t) i * 500);
 	cr_assert_eq(r->hold, (i + 1) % 20 == 0);
@@ -497,8 +526,14 @@ Test(journal, compaction_keeps_disk_bounded, .timeout = 120)
 	cr_assert_eq(memcmp(r->msg->content->data, m->content->data, m->content->len), 0);
     }
     /* Deliver them too: disk returns to a small constant. */
-    for (size_t i = 0; i < ndef; i++)
-	journal_append_outcome(j, deferred[i], 0, RCPT_SENT, NULL, 0, NULL, NULL);
+    for (size_t i = 0; i < ndef; i++) {
+	size_t  zero = 0;
+
+	if (i % 10 == 9)
+	    journal_append_noticed(j, deferred[i], 1, &zero, NULL, NULL);
+	else
+	    journal_append_outcome(j, deferred[i], 0, RCPT_SENT, 0, NULL, 0, NULL, NULL);
+    }
     for (int i = 0; i < 4 * 256; i++) {	/* enough traffic to rotate past them */
 	queue_id_next(m->queue_id);
 	journal_append_message(j, m, NULL, NULL);

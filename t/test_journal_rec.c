@@ -68,11 +68,12 @@ static void roundtrip_message(size_t nrcpt, size_t clen, unsigned seed)
 	m->rcpt[i].state = (enum rcpt_state) (i % 5);
 	rs[i].next_retry = (int64_t) (i * 1000) - 5;
 	rs[i].reason = i % 2 ? "451 4.7.1 try later" : NULL;
+	rs[i].owed = m->rcpt[i].state == RCPT_BOUNCED;
     }
-    jrec_encode_message(&out, m, JREC_FLAG_HOLD, rs);
+    jrec_encode_message(&out, m, JREC_FLAG_HOLD | JREC_FLAG_WARNED, rs);
     str_append(&out, m->content->data, m->content->len);
     cr_assert_eq(jrec_decode_message(STR_DATA(&out), STR_LEN(&out), &d), 0);
-    cr_assert_eq(d.flags, JREC_FLAG_HOLD);
+    cr_assert_eq(d.flags, JREC_FLAG_HOLD | JREC_FLAG_WARNED);
     cr_assert_eq(d.content_len, clen);
     d.msg->content = blob_new(STR_DATA(&out) + d.content_off, d.content_len);
     cr_assert(tj_message_same(m, d.msg));
@@ -82,6 +83,7 @@ static void roundtrip_message(size_t nrcpt, size_t clen, unsigned seed)
 	cr_assert(tj_streq(d.msg->rcpt[i].nexthop, m->rcpt[i].nexthop));
 	cr_assert_eq(d.next_retry[i], rs[i].next_retry);
 	cr_assert(tj_streq(d.reason[i], rs[i].reason));
+	cr_assert_eq(d.owed[i], rs[i].owed);
     }
     jrec_msg_free(&d);
 
@@ -195,5 +197,46 @@ Test(journal_rec, outcome_control_requeue)
     jrec_routes_free(n, out);
     for (size_t len = 0; len < STR_LEN(&s); len++)
 	cr_assert_neq(jrec_decode_requeue(STR_DATA(&s), len, qid, &n, &out), 0);
+    str_release(&s);
+}
+
+Test(journal_rec, owed_notice_and_noticed)
+{
+    STR     s = STR_INIT;
+    char    qid[QUEUE_ID_MAX];
+    uint32_t idx, in[3] = {0, 7, 70000}, *out;
+    int     state;
+    int64_t retry;
+    char   *reason;
+    size_t  n;
+
+    /* "Notice owed" rides on a final state... */
+    jrec_encode_outcome(&s, "1A", 2, RCPT_BOUNCED | JREC_STATE_OWED, 0, "550 5.1.1 no");
+    cr_assert_eq(jrec_decode_outcome(STR_DATA(&s), STR_LEN(&s), qid, &idx, &state, &retry,
+				     &reason), 0);
+    cr_assert_eq(state, RCPT_BOUNCED | JREC_STATE_OWED);
+    mem_free(reason);
+    /* ...and is refused on any other. */
+    str_reset(&s);
+    jrec_encode_outcome(&s, "1A", 2, RCPT_DEFERRED | JREC_STATE_OWED, 0, NULL);
+    cr_assert_neq(jrec_decode_outcome(STR_DATA(&s), STR_LEN(&s), qid, &idx, &state, &retry,
+				      &reason), 0);
+
+    str_reset(&s);
+    jrec_encode_noticed(&s, "ABC", 3, in);
+    cr_assert_eq(jrec_decode_noticed(STR_DATA(&s), STR_LEN(&s), qid, &n, &out), 0);
+    cr_assert_str_eq(qid, "ABC");
+    cr_assert_eq(n, 3);
+    cr_assert(out[0] == 0 && out[1] == 7 && out[2] == 70000);
+    mem_free(out);
+    for (size_t len = 0; len < STR_LEN(&s); len++)
+	cr_assert_neq(jrec_decode_noticed(STR_DATA(&s), len, qid, &n, &out), 0);
+    /* A count the bytes cannot hold; an index beyond 32 bits. */
+    str_reset(&s);
+    str_append(&s, "\x01" "A" "\x80\x80\x80\x80\x10", 7);
+    cr_assert_neq(jrec_decode_noticed(STR_DATA(&s), STR_LEN(&s), qid, &n, &out), 0);
+    str_reset(&s);
+    str_append(&s, "\x01" "A" "\x01" "\x80\x80\x80\x80\x10", 8);
+    cr_assert_neq(jrec_decode_noticed(STR_DATA(&s), STR_LEN(&s), qid, &n, &out), 0);
     str_release(&s);
 }

@@ -187,9 +187,10 @@ static bool tj_message_same(const MESSAGE *a, const MESSAGE *b)
 /* Recovered messages, kept with their extra state. */
 typedef struct TJ_REC {
     MESSAGE *msg;
-    bool    hold, corrupt;
+    bool    hold, corrupt, warned, any_owed;
     int64_t *next_retry;
     char  **reason;
+    bool   *owed;
 } TJ_REC;
 
 typedef struct TJ_SET {
@@ -207,9 +208,13 @@ static void tj_collect(void *ctx, JOURNAL_RECOVERED *it)
     r->msg = it->msg;
     r->hold = it->hold;
     r->corrupt = it->corrupt;
+    r->warned = it->warned;
+    r->any_owed = it->owed;
     r->next_retry = mem_calloc(it->msg->nrcpt + 1, sizeof(int64_t));
     r->reason = mem_calloc(it->msg->nrcpt + 1, sizeof(char *));
+    r->owed = mem_calloc(it->msg->nrcpt + 1, sizeof(bool));
     for (size_t i = 0; i < it->msg->nrcpt; i++) {
+	r->owed[i] = it->notice_owed[i];
 	r->next_retry[i] = it->next_retry[i];
 	r->reason[i] = it->reason[i] ? mem_strdup(it->reason[i]) : NULL;
     }
@@ -230,6 +235,7 @@ static void tj_set_free(TJ_SET *set)
 	    mem_free(set->v[i].reason[k]);
 	mem_free(set->v[i].reason);
 	mem_free(set->v[i].next_retry);
+	mem_free(set->v[i].owed);
 	message_free(set->v[i].msg);
     }
     mem_free(set->v);
@@ -272,13 +278,29 @@ static int tj_append_message(JOURNAL *j, const MESSAGE *m)
     return journal_wait(&w);
 }
 
-static int tj_append_outcome(JOURNAL *j, const char *qid, size_t idx, enum rcpt_state st,
-			     const char *reason, int64_t retry)
+static int tj_append_outcome_flags(JOURNAL *j, const char *qid, size_t idx,
+				   enum rcpt_state st, unsigned flags, const char *reason,
+				   int64_t retry)
 {
     JOURNAL_WAIT w;
 
     journal_wait_init(&w);
-    journal_append_outcome(j, qid, idx, st, reason, retry, journal_wait_done, &w);
+    journal_append_outcome(j, qid, idx, st, flags, reason, retry, journal_wait_done, &w);
+    return journal_wait(&w);
+}
+
+static int tj_append_outcome(JOURNAL *j, const char *qid, size_t idx, enum rcpt_state st,
+			     const char *reason, int64_t retry)
+{
+    return tj_append_outcome_flags(j, qid, idx, st, 0, reason, retry);
+}
+
+static int tj_append_noticed(JOURNAL *j, const char *qid, size_t n, const size_t *idx)
+{
+    JOURNAL_WAIT w;
+
+    journal_wait_init(&w);
+    journal_append_noticed(j, qid, n, idx, journal_wait_done, &w);
     return journal_wait(&w);
 }
 

@@ -46,11 +46,11 @@ static void *ts_producer(void *arg)
 	queue_id_next(m->queue_id);
 	journal_append_message(ts_j, m, ts_done_fn, &ctx[i]);
 	/* Most finish at once, some stay deferred: compaction work. */
-	journal_append_outcome(ts_j, m->queue_id, 0, RCPT_SENT, NULL, 0, NULL, NULL);
+	journal_append_outcome(ts_j, m->queue_id, 0, RCPT_SENT, 0, NULL, 0, NULL, NULL);
 	if (i % 37)
-	    journal_append_outcome(ts_j, m->queue_id, 1, RCPT_SENT, NULL, 0, NULL, NULL);
+	    journal_append_outcome(ts_j, m->queue_id, 1, RCPT_SENT, 0, NULL, 0, NULL, NULL);
 	else
-	    journal_append_outcome(ts_j, m->queue_id, 1, RCPT_DEFERRED, "451 later", 9, NULL, NULL);
+	    journal_append_outcome(ts_j, m->queue_id, 1, RCPT_DEFERRED, 0, "451 later", 9, NULL, NULL);
     }
     journal_wait_init(&w);
     journal_append_control(ts_j, "0", JOURNAL_OP_DONE, journal_wait_done, &w);
