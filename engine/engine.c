@@ -61,6 +61,7 @@ static int engine_stats(int argc, char **argv, STR *out, void *ctx)
 		   (unsigned long long) (st.busy_ns / 1000000));
     }
     str_printf(out, "maillog_dropped %llu\n", (unsigned long long) maillog_dropped());
+    str_printf(out, "heap_allocated %zu\n", mem_heap_allocated());
     return 0;
 }
 

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#else
+#include <malloc.h>
+#endif
 
 #include "engine/mem.h"
 #include "engine/msg.h"
@@ -73,4 +78,23 @@ void *mem_memdup(const void *src, size_t len)
 void mem_free(void *ptr)
 {
     free(ptr);
+}
+
+size_t mem_heap_allocated(void)
+{
+#ifdef HAVE_JEMALLOC
+    uint64_t epoch = 1;
+    size_t  sz = sizeof(epoch);
+    size_t  allocated = 0;
+
+    /* The statistics are a snapshot refreshed by advancing the epoch. */
+    (void) mallctl("epoch", &epoch, &sz, &epoch, sz);
+    sz = sizeof(allocated);
+    (void) mallctl("stats.allocated", &allocated, &sz, NULL, 0);
+    return allocated;
+#else
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.uordblks + mi.hblkhd;
+#endif
 }

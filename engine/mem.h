@@ -18,6 +18,10 @@ char *mem_strndup(const char *s, size_t len);
 void *mem_memdup(const void *p, size_t len);
 void  mem_free(void *ptr);
 
+/* Bytes the allocator has handed out and not got back (jemalloc's
+ * stats.allocated, else the C library's mallinfo2). */
+size_t mem_heap_allocated(void);
+
 #define MEM_NEW(type)     ((type *) mem_calloc(1, sizeof(type)))
 
 #endif

@@ -139,6 +139,21 @@ BLOB   *journal_seg_blob(JSEG *s, const char *data, size_t len)
     return blob_external((char *) data, len, journal_seg_blob_release, s);
 }
 
+BLOB   *journal_done_content(JOURNAL *j)
+{
+    const JREQ *r = j->completing;
+    size_t  payload;
+
+    if (r == NULL || r->type != JREC_MESSAGE || r->content == NULL || r->seg == NULL
+	|| journal_seg_map(j, r->seg) != 0)
+	return NULL;
+    payload = STR_LEN(&r->payload);
+    if (r->off + JREC_HDR_SIZE + payload + r->content->len > r->seg->map_len)
+	return NULL;
+    return journal_seg_blob(r->seg, r->seg->map + r->off + JREC_HDR_SIZE + payload,
+			    r->content->len);
+}
+
 const uint64_t journal_sync_bucket_us[JOURNAL_SYNC_BUCKETS - 1] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 1000000,
 };
@@ -567,6 +582,8 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 
 	    (void) journal_apply(j, s, off, (uint32_t) r->total, r->seq, &op);
 	    r->rcpt = op.rcpt;
+	    r->seg = s;
+	    r->off = off;
 	    off += r->total;
 	}
 	s->used += bytes;
@@ -574,9 +591,13 @@ void    journal_writer_batch(JOURNAL *j, JREQ **v, size_t n)
 	JOURNAL_STAT_ADD(j, records, k - i);
 	JOURNAL_STAT_ADD(j, batches, 1);
 	JOURNAL_STAT_ADD(j, bytes, bytes);
-	for (size_t m = i; m < k; m++)
-	    if (v[m]->done)
+	for (size_t m = i; m < k; m++) {
+	    if (v[m]->done) {
+		j->completing = v[m];
 		v[m]->done(v[m]->ctx, 0);
+		j->completing = NULL;
+	    }
+	}
 	i = k;
     }
 }

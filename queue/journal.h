@@ -265,6 +265,14 @@ void    journal_append_control(JOURNAL *j, const char *queue_id, enum journal_op
 void    journal_append_requeue(JOURNAL *j, const char *queue_id, size_t n,
 			       const JOURNAL_ROUTE *routes, JOURNAL_DONE_FN done, void *ctx);
 
+/*
+ * Inside the done() of a MESSAGE append (writer thread, status 0): the
+ * content as written, a BLOB over the segment's read-only mapping, or NULL
+ * when it cannot be mapped. The caller may drop its heap copy for it:
+ * queued mail then waits in the page cache, not on the heap.
+ */
+BLOB   *journal_done_content(JOURNAL *j);
+
 void    journal_stats(JOURNAL *j, JOURNAL_STATS *st);
 
 /* Waiting for one completion from a thread that may block (CLI, tests):

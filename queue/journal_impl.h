@@ -96,6 +96,8 @@ typedef struct JREQ {
     JOURNAL_ROUTE *routes;
     size_t  nnoticed;			/* NOTICED */
     uint32_t *noticed;
+    JSEG   *seg;			/* where it was written */
+    uint64_t off;
 } JREQ;
 
 typedef struct JINDEX {
@@ -136,6 +138,7 @@ struct JOURNAL {
     bool    spare_warned;
     bool    compact_warned;
     bool    compacting;
+    const struct JREQ *completing;	/* its done() is running */
     uint64_t nfinished;			/* messages finished (recovery stats) */
     struct iovec *iov;
     size_t  iov_cap;

@@ -20,11 +20,35 @@
 #include "engine/mem.h"
 #include "queue/qmgr_priv.h"
 
+static bool qmgr_control_site_match(const char *nexthop, const char *site);
+
+/* Dead destinations of a transport (NULL: every transport) whose nexthop
+ * matches site (NULL: all) get their probe now. */
+static void qmgr_control_revive(QMGR *q, const char *transport, const char *site)
+{
+    for (QMGR_LINK *l = q->transports.next; l != &q->transports; l = l->next) {
+	QMGR_TRANSPORT *tp = QMGR_CONTAINER(l, QMGR_TRANSPORT, all_link);
+
+	if (transport && strcmp(transport, tp->name) != 0)
+	    continue;
+	for (size_t i = 0; i < tp->cap; i++) {
+	    QMGR_QUEUE *queue = tp->slot[i];
+
+	    if (queue && queue->dead
+		&& (site == NULL || qmgr_control_site_match(queue->nexthop, site)))
+		qmgr_queue_revive(q, queue);
+	}
+    }
+}
+
+/* postqueue -f: like Postfix (mail_flush_deferred: FLUSH_DEAD, SCAN_ALL),
+ * dead destinations are tried again too, not only deferred messages. */
 size_t qmgr_flush_all(QMGR *q)
 {
     size_t  n = q->n_state[QMGR_MSG_DEFERRED];
 
     q->now = qmgr_clock(q);
+    qmgr_control_revive(q, NULL, NULL);
     qmgr_defer_scan(q, true);
     return n;
 }
@@ -51,24 +75,11 @@ static bool qmgr_control_site_match(const char *nexthop, const char *site)
 
 size_t qmgr_flush_site(QMGR *q, const char *transport, const char *site)
 {
-    QMGR_LINK *l;
     QMGR_MSG **hit;
     size_t  nhit = 0;
 
     q->now = qmgr_clock(q);
-    /* A dead destination of that name gets its probe now. */
-    for (l = q->transports.next; l != &q->transports; l = l->next) {
-	QMGR_TRANSPORT *tp = QMGR_CONTAINER(l, QMGR_TRANSPORT, all_link);
-
-	if (transport && strcmp(transport, tp->name) != 0)
-	    continue;
-	for (size_t i = 0; i < tp->cap; i++) {
-	    QMGR_QUEUE *queue = tp->slot[i];
-
-	    if (queue && queue->dead && qmgr_control_site_match(queue->nexthop, site))
-		qmgr_queue_revive(q, queue);
-	}
-    }
+    qmgr_control_revive(q, transport, site);
     /* Collect first: moving a message changes the heap under us. */
     hit = mem_alloc((q->deferred.n + 1) * sizeof(*hit));
     for (size_t k = 0; k < q->deferred.n; k++) {

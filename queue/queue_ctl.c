@@ -863,6 +863,9 @@ void queue_ctl_metrics(STR *out)
     str_printf(out, "sluice_queue_messages{queue=\"hold\"} %zu\n", qs.hold);
     qc_metric(out, "sluice_queue_bytes", "gauge", "Content bytes of the queued messages");
     str_printf(out, "sluice_queue_bytes %llu\n", (unsigned long long) rc.bytes);
+    qc_metric(out, "sluice_heap_allocated_bytes", "gauge",
+	      "Heap bytes in use (queued content waits in the page cache instead)");
+    str_printf(out, "sluice_heap_allocated_bytes %zu\n", mem_heap_allocated());
     qc_metric(out, "sluice_queue_recipients", "gauge", "Queued recipients, by state");
     str_printf(out, "sluice_queue_recipients{state=\"pending\"} %llu\n",
 	       (unsigned long long) rc.pending);

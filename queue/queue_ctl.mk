@@ -17,3 +17,5 @@ cli_qshape_SOURCES = cli/qshape.c
 
 TESTS += t/postqueue.py t/postsuper.py t/postsuper_requeue.py
 EXTRA_DIST += t/postqueue.py t/postsuper.py t/postsuper_requeue.py t/queue_golden.py
+TESTS += t/queue_memory.py
+EXTRA_DIST += t/queue_memory.py

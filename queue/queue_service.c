@@ -256,7 +256,15 @@ static void qs_journaled(void *ctx, int status)
     QS_SUBMIT *s = ctx;
 
     if (status == 0) {
+	BLOB   *mapped = journal_done_content(qs_journal);
+
 	s->done(s->ctx, 0);
+	/* While it waits, the content lives in the page cache (the journal's
+	 * mapping), not on the heap: a large queue costs no heap for it. */
+	if (mapped) {
+	    blob_unref(s->msg->content);
+	    s->msg->content = mapped;
+	}
 	qmgr_submit(qs_qmgr, s->msg, s->hold ? QMGR_ENQ_HOLD : 0, 0);
     } else {
 	s->done(s->ctx, status);
