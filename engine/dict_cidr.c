@@ -21,7 +21,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "engine/dict_cidr.h"
 #include "engine/dict_priv.h"
@@ -157,27 +156,17 @@ typedef struct DICT_CIDR_RULE {
     int     kind;
 #define DICT_CIDR_MATCH	0
 #define DICT_CIDR_IF	1
-#define DICT_CIDR_ENDIF	2
     int     negate;
-    int     skip_to;			/* IF: index after the matching ENDIF */
-    DICT_CIDR_NET net;
+    size_t  skip_to;			/* IF: the rule after its block */
+    DICT_CIDR_NET net;			/* family -1: IF whose pattern failed */
     char   *result;
 } DICT_CIDR_RULE;
 
 typedef struct DICT_CIDR_TABLE {
     DICT_CIDR_RULE *rules;
     size_t  count;
+    size_t  cap;			/* while loading */
 } DICT_CIDR_TABLE;
-
-static DICT_CIDR_RULE *dict_cidr_push(DICT_CIDR_TABLE *t, size_t *cap)
-{
-    if (t->count == *cap) {
-	*cap = *cap ? *cap * 2 : 16;
-	t->rules = mem_realloc(t->rules, *cap * sizeof(*t->rules));
-    }
-    memset(t->rules + t->count, 0, sizeof(*t->rules));
-    return t->rules + t->count++;
-}
 
 static void dict_cidr_free(void *table)
 {
@@ -189,115 +178,79 @@ static void dict_cidr_free(void *table)
     mem_free(t);
 }
 
+/* dict_cidr_rule - one rule line, or the pattern after "if" (dict_text.h) */
+
+static int dict_cidr_rule(char *p, int is_if, const char *path, int lineno, void *ctx)
+{
+    DICT_CIDR_TABLE *t = ctx;
+    STR     why = STR_INIT;
+    char   *pattern, *result, *end;
+    int     negate = 0, bad;
+    DICT_CIDR_NET net;
+    DICT_CIDR_RULE *rule;
+
+    pattern = p;
+    p += strcspn(p, " \t\r\n\v\f");
+    if (*p)
+	*p++ = 0;
+    while (isspace((unsigned char) *p))
+	p++;
+    result = p;
+    end = result + strlen(result);
+    while (end > result && isspace((unsigned char) end[-1]))
+	*--end = 0;
+    if (is_if && *result)
+	msg_warn("cidr map %s, line %d: ignoring extra text after IF", path, lineno);
+    if (*pattern == '!') {
+	negate = 1;
+	pattern++;
+    }
+    bad = dict_cidr_parse_net(pattern, &net, &why) < 0;
+    if (bad)
+	msg_warn("cidr map %s, line %d: %s: skipping this rule",
+		 path, lineno, STR_DATA(&why));
+    str_release(&why);
+    if (bad) {
+	if (!is_if)
+	    return 0;
+	net.family = -1;			/* still opens a block */
+    } else if (!is_if && *result == 0) {
+	msg_warn("cidr map %s, line %d: expected format: network/prefix "
+		 "whitespace result: skipping this rule", path, lineno);
+	return 0;
+    }
+    if (t->count == t->cap) {
+	t->cap = t->cap ? t->cap * 2 : 16;
+	t->rules = mem_realloc(t->rules, t->cap * sizeof(*t->rules));
+    }
+    rule = t->rules + t->count++;
+    memset(rule, 0, sizeof(*rule));
+    rule->kind = is_if ? DICT_CIDR_IF : DICT_CIDR_MATCH;
+    rule->negate = negate;
+    rule->net = net;
+    if (!is_if)
+	rule->result = mem_strdup(result);
+    return 1;
+}
+
+static void dict_cidr_endif(size_t if_rule, size_t next_rule, void *ctx)
+{
+    DICT_CIDR_TABLE *t = ctx;
+
+    t->rules[if_rule].skip_to = next_rule;
+}
+
+static const DICT_TEXT_RULE_OPS dict_cidr_ops = {"cidr", dict_cidr_rule, dict_cidr_endif};
+
 static void *dict_cidr_load(const char *path, int fd, int flags, STR *err)
 {
-    DICT_CIDR_TABLE *t;
-    DICT_TEXT text;
-    STR     line = STR_INIT, why = STR_INIT;
-    size_t  cap = 0, *stack = NULL, depth = 0, stack_cap = 0;
-    FILE   *fp;
-    int     got;
+    DICT_CIDR_TABLE *t = MEM_NEW(DICT_CIDR_TABLE);
 
     (void) flags;
-    if ((fp = fdopen(fd, "r")) == NULL) {
-	str_printf(err, "open %s: %s", path, strerror(errno));
-	close(fd);
-	return NULL;
-    }
-    t = MEM_NEW(DICT_CIDR_TABLE);
-    dict_text_init(&text, fp, path);
-    while ((got = dict_text_next(&text, &line)) > 0) {
-	char   *p = line.data, *pattern, *result, *end;
-	int     negate = 0, kind = DICT_CIDR_MATCH;
-	DICT_CIDR_NET net;
-	DICT_CIDR_RULE *rule;
-
-	pattern = p;
-	p += strcspn(p, " \t\r\n\v\f");
-	if (*p)
-	    *p++ = 0;
-	while (isspace((unsigned char) *p))
-	    p++;
-	result = p;
-	end = result + strlen(result);
-	while (end > result && isspace((unsigned char) end[-1]))
-	    *--end = 0;
-
-	if (strcasecmp(pattern, "endif") == 0) {
-	    if (*result)
-		msg_warn("cidr map %s, line %d: ignoring extra text after ENDIF",
-			 path, text.lineno);
-	    if (depth == 0) {
-		msg_warn("cidr map %s, line %d: ignoring ENDIF without matching IF",
-			 path, text.lineno);
-		continue;
-	    }
-	    rule = dict_cidr_push(t, &cap);
-	    rule->kind = DICT_CIDR_ENDIF;
-	    t->rules[stack[--depth]].skip_to = t->count;
-	    continue;
-	}
-	if (strcasecmp(pattern, "if") == 0) {
-	    kind = DICT_CIDR_IF;
-	    pattern = result;
-	    result += strcspn(result, " \t\r\n\v\f");
-	    if (*result) {
-		*result++ = 0;
-		while (isspace((unsigned char) *result))
-		    result++;
-	    }
-	    if (*result)
-		msg_warn("cidr map %s, line %d: ignoring extra text after IF",
-			 path, text.lineno);
-	}
-	if (*pattern == '!') {
-	    negate = 1;
-	    pattern++;
-	}
-	str_reset(&why);
-	if (dict_cidr_parse_net(pattern, &net, &why) < 0) {
-	    msg_warn("cidr map %s, line %d: %s: skipping this rule",
-		     path, text.lineno, STR_DATA(&why));
-	    if (kind == DICT_CIDR_IF) {		/* keep IF/ENDIF balanced */
-		net.family = -1;
-	    } else {
-		continue;
-	    }
-	} else if (kind == DICT_CIDR_MATCH && *result == 0) {
-	    msg_warn("cidr map %s, line %d: expected format: network/prefix "
-		     "whitespace result: skipping this rule", path, text.lineno);
-	    continue;
-	}
-	rule = dict_cidr_push(t, &cap);
-	rule->kind = kind;
-	rule->negate = negate;
-	rule->net = net;
-	if (kind == DICT_CIDR_MATCH)
-	    rule->result = mem_strdup(result);
-	if (kind == DICT_CIDR_IF) {
-	    if (depth == stack_cap) {
-		stack_cap = stack_cap ? stack_cap * 2 : 8;
-		stack = mem_realloc(stack, stack_cap * sizeof(*stack));
-	    }
-	    stack[depth++] = t->count - 1;
-	}
-    }
-    if (depth > 0) {
-	msg_warn("cidr map %s, line %d: IF has no matching ENDIF", path, text.lineno);
-	while (depth > 0)
-	    t->rules[stack[--depth]].skip_to = t->count;
-    }
-    mem_free(stack);
-    str_release(&line);
-    str_release(&why);
-    dict_text_done(&text);
-    if (got < 0) {
-	str_printf(err, "read %s: %s", path, strerror(errno));
-	fclose(fp);
+    if (dict_text_rules(fd, path, &dict_cidr_ops, t, err) < 0) {
 	dict_cidr_free(t);
 	return NULL;
     }
-    fclose(fp);
     return t;
 }
 
@@ -313,9 +266,6 @@ static int dict_cidr_lookup(void *table, const char *key, STR *result)
 	const DICT_CIDR_RULE *r = t->rules + n;
 
 	switch (r->kind) {
-	case DICT_CIDR_ENDIF:
-	    n++;
-	    break;
 	case DICT_CIDR_IF:
 	    if (r->net.family < 0 || dict_cidr_match(&r->net, &addr) == r->negate)
 		n = r->skip_to;

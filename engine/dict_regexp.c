@@ -19,12 +19,10 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "engine/dict_priv.h"
 #include "engine/dict_text.h"
@@ -33,13 +31,12 @@
 
 #define DICT_REGEXP_MATCH	0
 #define DICT_REGEXP_IF		1
-#define DICT_REGEXP_ENDIF	2
 
 typedef struct DICT_REGEXP_RULE {
     int     kind;
     int     negate;
     int     valid;			/* IF whose pattern failed: never true */
-    size_t  skip_to;			/* IF: index after the matching ENDIF */
+    size_t  skip_to;			/* IF: the rule after its block */
     size_t  nmatch;			/* 1 + highest $n used */
     regex_t re;
     char   *result;
@@ -48,6 +45,7 @@ typedef struct DICT_REGEXP_RULE {
 typedef struct DICT_REGEXP_TABLE {
     DICT_REGEXP_RULE *rules;
     size_t  count;
+    size_t  cap;			/* while loading */
 } DICT_REGEXP_TABLE;
 
 /* dict_regexp_ref - parse "$n", "${n}", "$(n)" at p ('$' at p[0]); the
@@ -143,16 +141,6 @@ static int dict_regexp_pattern(char **pp, regex_t *re, int nosub, STR *why)
     return 0;
 }
 
-static DICT_REGEXP_RULE *dict_regexp_push(DICT_REGEXP_TABLE *t, size_t *cap)
-{
-    if (t->count == *cap) {
-	*cap = *cap ? *cap * 2 : 16;
-	t->rules = mem_realloc(t->rules, *cap * sizeof(*t->rules));
-    }
-    memset(t->rules + t->count, 0, sizeof(*t->rules));
-    return t->rules + t->count++;
-}
-
 static void dict_regexp_free(void *table)
 {
     DICT_REGEXP_TABLE *t = table;
@@ -166,38 +154,19 @@ static void dict_regexp_free(void *table)
     mem_free(t);
 }
 
-/* dict_regexp_rule - one logical line; 0 = added/ignored, -1 = bad */
+/* dict_regexp_rule - one rule line, or the pattern after "if" (dict_text.h) */
 
-static int dict_regexp_rule(DICT_REGEXP_TABLE *t, size_t *cap, char *p,
-			            size_t **stack, size_t *depth, size_t *stack_cap,
-			            const char *path, int lineno, STR *why)
+static int dict_regexp_rule(char *p, int is_if, const char *path, int lineno, void *ctx)
 {
-    DICT_REGEXP_RULE rule, *r;
+    DICT_REGEXP_TABLE *t = ctx;
+    STR     why = STR_INIT;
+    DICT_REGEXP_RULE rule;
     char   *end, *probe;
     int     highest;
-    size_t  wlen = strcspn(p, " \t\r\n\v\f");
 
     memset(&rule, 0, sizeof(rule));
-    if (wlen == 5 && strncasecmp(p, "endif", 5) == 0) {
-	if (p[5] && p[5 + strspn(p + 5, " \t\r\n\v\f")])
-	    msg_warn("regexp map %s, line %d: ignoring extra text after ENDIF",
-		     path, lineno);
-	if (*depth == 0) {
-	    msg_warn("regexp map %s, line %d: ignoring ENDIF without matching IF",
-		     path, lineno);
-	    return 0;
-	}
-	r = dict_regexp_push(t, cap);
-	r->kind = DICT_REGEXP_ENDIF;
-	t->rules[(*stack)[--*depth]].skip_to = t->count;
-	return 0;
-    }
-    if (wlen == 2 && strncasecmp(p, "if", 2) == 0) {
+    if (is_if)
 	rule.kind = DICT_REGEXP_IF;
-	p += 2;
-	while (isspace((unsigned char) *p))
-	    p++;
-    }
     if (*p == '!') {
 	rule.negate = 1;
 	p++;
@@ -219,14 +188,14 @@ static int dict_regexp_rule(DICT_REGEXP_TABLE *t, size_t *cap, char *p,
     if (rule.kind == DICT_REGEXP_IF)
 	highest = 0;				/* no result text */
     if (rule.kind == DICT_REGEXP_MATCH && rule.negate && highest > 0) {
-	str_printf(why, "$number found in negative match replacement text");
+	str_printf(&why, "$number found in negative match replacement text");
 	goto bad;
     }
-    if (dict_regexp_pattern(&p, &rule.re, rule.negate || highest == 0, why) < 0)
+    if (dict_regexp_pattern(&p, &rule.re, rule.negate || highest == 0, &why) < 0)
 	goto bad;
     rule.valid = 1;
     if (highest > 0 && (size_t) highest > rule.re.re_nsub) {
-	str_printf(why, "out of range replacement index \"%d\"", highest);
+	str_printf(&why, "out of range replacement index \"%d\"", highest);
 	regfree(&rule.re);
 	rule.valid = 0;
 	goto bad;
@@ -248,64 +217,44 @@ static int dict_regexp_rule(DICT_REGEXP_TABLE *t, size_t *cap, char *p,
     goto add;
 
 bad:
-    msg_warn("regexp map %s, line %d: %s: skipping this rule", path, lineno, STR_DATA(why));
+    msg_warn("regexp map %s, line %d: %s: skipping this rule", path, lineno, STR_DATA(&why));
+    str_release(&why);
     if (rule.kind != DICT_REGEXP_IF)
-	return -1;
+	return 0;
     /* A broken IF still opens a block (never entered), so ENDIFs pair up. */
 
 add:
-    r = dict_regexp_push(t, cap);
-    *r = rule;
-    if (r->kind == DICT_REGEXP_IF) {
-	if (*depth == *stack_cap) {
-	    *stack_cap = *stack_cap ? *stack_cap * 2 : 8;
-	    *stack = mem_realloc(*stack, *stack_cap * sizeof(**stack));
-	}
-	(*stack)[(*depth)++] = t->count - 1;
+    if (t->count == t->cap) {
+	t->cap = t->cap ? t->cap * 2 : 16;
+	t->rules = mem_realloc(t->rules, t->cap * sizeof(*t->rules));
     }
-    return 0;
+    t->rules[t->count++] = rule;
+    return 1;
 }
+
+static void dict_regexp_endif(size_t if_rule, size_t next_rule, void *ctx)
+{
+    DICT_REGEXP_TABLE *t = ctx;
+
+    t->rules[if_rule].skip_to = next_rule;
+}
+
+static const DICT_TEXT_RULE_OPS dict_regexp_ops = {
+    "regexp", dict_regexp_rule, dict_regexp_endif,
+};
 
 static void *dict_regexp_load(const char *path, int fd, int flags, STR *err)
 {
-    DICT_REGEXP_TABLE *t;
-    DICT_TEXT text;
-    STR     line = STR_INIT, why = STR_INIT;
-    size_t  cap = 0, *stack = NULL, depth = 0, stack_cap = 0;
-    FILE   *fp;
-    int     got;
+    DICT_REGEXP_TABLE *t = MEM_NEW(DICT_REGEXP_TABLE);
 
     (void) flags;
-    if ((fp = fdopen(fd, "r")) == NULL) {
-	str_printf(err, "open %s: %s", path, strerror(errno));
-	close(fd);
-	return NULL;
-    }
-    t = MEM_NEW(DICT_REGEXP_TABLE);
-    dict_text_init(&text, fp, path);
-    while ((got = dict_text_next(&text, &line)) > 0) {
-	str_reset(&why);
-	dict_regexp_rule(t, &cap, line.data, &stack, &depth, &stack_cap,
-			 path, text.lineno, &why);
-    }
-    if (depth > 0) {
-	msg_warn("regexp map %s, line %d: IF has no matching ENDIF", path, text.lineno);
-	while (depth > 0)
-	    t->rules[stack[--depth]].skip_to = t->count;
-    }
-    mem_free(stack);
-    str_release(&line);
-    str_release(&why);
-    dict_text_done(&text);
-    if (got < 0) {
-	str_printf(err, "read %s: %s", path, strerror(errno));
-	fclose(fp);
+    if (dict_text_rules(fd, path, &dict_regexp_ops, t, err) < 0) {
 	dict_regexp_free(t);
 	return NULL;
     }
-    fclose(fp);
     return t;
 }
+
 
 /* dict_regexp_expand - the result with $n replaced */
 
@@ -342,9 +291,6 @@ static int dict_regexp_lookup(void *table, const char *key, STR *result)
 	int     hit;
 
 	switch (r->kind) {
-	case DICT_REGEXP_ENDIF:
-	    n++;
-	    break;
 	case DICT_REGEXP_IF:
 	    hit = r->valid && (regexec(&r->re, key, 0, NULL, 0) == 0) != r->negate;
 	    n = hit ? n + 1 : r->skip_to;

@@ -2,7 +2,8 @@
  * dict_text.c - Postfix table source files (see dict_text.h).
  *
  * Threading: one DICT_TEXT per thread. Diagnostics: per-line warnings as
- * Postfix words them ("FILE, line N: expected format: key whitespace value").
+ * Postfix words them ("FILE, line N: expected format: key whitespace value",
+ * "cidr map FILE, line N: IF has no matching ENDIF").
  */
 #include "config.h"
 
@@ -10,6 +11,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "engine/dict_text.h"
 #include "engine/mem.h"
@@ -173,4 +176,92 @@ int     dict_text_table(FILE *fp, const char *path, const char *expected_suffix,
     str_release(&line);
     dict_text_done(&text);
     return rc;
+}
+
+FILE   *dict_text_fdopen(int fd, const char *path, STR *err)
+{
+    FILE   *fp;
+
+    if ((fp = fdopen(fd, "r")) == NULL) {
+	str_printf(err, "open %s: %s", path, strerror(errno));
+	close(fd);
+    }
+    return fp;
+}
+
+/* The IF/ENDIF nesting of one rule file being read. */
+
+typedef struct DICT_TEXT_NEST {
+    const DICT_TEXT_RULE_OPS *ops;
+    void   *ctx;
+    const char *path;
+    size_t  count;			/* rules added so far */
+    size_t *open;			/* rule numbers of the open IFs */
+    size_t  depth;
+    size_t  cap;
+} DICT_TEXT_NEST;
+
+static void dict_text_nest_line(DICT_TEXT_NEST *nest, char *line, int lineno)
+{
+    static const char space[] = " \t\r\n\v\f";
+    size_t  wlen = strcspn(line, space);
+    char   *rest = line + wlen + strspn(line + wlen, space);
+    int     is_if;
+
+    if (wlen == 5 && strncasecmp(line, "endif", 5) == 0) {
+	if (*rest)
+	    msg_warn("%s map %s, line %d: ignoring extra text after ENDIF",
+		     nest->ops->map, nest->path, lineno);
+	if (nest->depth == 0) {
+	    msg_warn("%s map %s, line %d: ignoring ENDIF without matching IF",
+		     nest->ops->map, nest->path, lineno);
+	    return;
+	}
+	nest->ops->endif(nest->open[--nest->depth], nest->count, nest->ctx);
+	return;
+    }
+    is_if = (wlen == 2 && strncasecmp(line, "if", 2) == 0);
+    if (!nest->ops->rule(is_if ? rest : line, is_if, nest->path, lineno, nest->ctx))
+	return;
+    if (is_if) {
+	if (nest->depth == nest->cap) {
+	    nest->cap = nest->cap ? nest->cap * 2 : 8;
+	    nest->open = mem_realloc(nest->open, nest->cap * sizeof(*nest->open));
+	}
+	nest->open[nest->depth++] = nest->count;
+    }
+    nest->count++;
+}
+
+int     dict_text_rules(int fd, const char *path, const DICT_TEXT_RULE_OPS *ops,
+			        void *ctx, STR *err)
+{
+    DICT_TEXT_NEST nest = {ops, ctx, path, 0, NULL, 0, 0};
+    DICT_TEXT text;
+    STR     line = STR_INIT;
+    FILE   *fp;
+    int     got, saved_errno;
+
+    if ((fp = dict_text_fdopen(fd, path, err)) == NULL)
+	return -1;
+    dict_text_init(&text, fp, path);
+    while ((got = dict_text_next(&text, &line)) > 0)
+	dict_text_nest_line(&nest, line.data, text.lineno);
+    saved_errno = errno;
+    /* Postfix warns once, at the last logical line, and closes them all. */
+    if (nest.depth > 0) {
+	msg_warn("%s map %s, line %d: IF has no matching ENDIF",
+		 ops->map, path, text.lineno);
+	while (nest.depth > 0)
+	    ops->endif(nest.open[--nest.depth], nest.count, ctx);
+    }
+    mem_free(nest.open);
+    str_release(&line);
+    dict_text_done(&text);
+    fclose(fp);
+    if (got < 0) {
+	str_printf(err, "read %s: %s", path, strerror(saved_errno));
+	return -1;
+    }
+    return 0;
 }

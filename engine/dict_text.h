@@ -1,6 +1,7 @@
 /*
- * dict_text.h - reading Postfix table source files: logical lines, and the
- * "key whitespace value" format shared by postmap and texthash:.
+ * dict_text.h - reading Postfix table source files: logical lines, the
+ * "key whitespace value" format shared by postmap and texthash:, and the
+ * rule files of cidr: and regexp: with their IF/ENDIF blocks.
  *
  * A logical line starts with non-whitespace text; a line that starts with
  * whitespace continues it. Empty lines, whitespace-only lines and lines
@@ -53,5 +54,34 @@ int     dict_text_split(char *line, char **key, char **value);
 typedef int (*dict_text_fn) (char *key, char *value, int lineno, void *ctx);
 int     dict_text_table(FILE *fp, const char *path, const char *expected_suffix,
 			        dict_text_fn fn, void *ctx);
+
+/* fdopen() for a table loader: NULL with "open PATH: reason" in err (fd closed). */
+FILE   *dict_text_fdopen(int fd, const char *path, STR *err);
+
+/*
+ * Rule files (cidr:, regexp:): one rule per logical line, first match wins,
+ * and "if PATTERN" ... "endif" blocks that nest. dict_text_rules() reads the
+ * file from fd (and closes it), handles ENDIF and the nesting itself, and
+ * hands each other line to the table:
+ *	rule(text, is_if, path, lineno, ctx)	adds the rule on one line;
+ *		for "if PATTERN" is_if is set and text starts at PATTERN.
+ *		Returns 1 when it added a rule, 0 when it skipped the line. An
+ *		IF must always add one (never true when broken), so that its
+ *		ENDIF pairs up.
+ *	endif(if_rule, next_rule, ctx)	the IF block of rule number if_rule
+ *		ends: a false IF skips to rule number next_rule.
+ * Rules are numbered from 0 in the order rule() added them. An ENDIF adds
+ * no rule. IFs still open at the end of the file close there.
+ * Warnings: "MAP map PATH, line N: ..." as Postfix words them.
+ * Returns 0, or -1 with "open PATH: ..." or "read PATH: ..." in err.
+ */
+typedef struct DICT_TEXT_RULE_OPS {
+    const char *map;			/* "cidr", "regexp" */
+    int     (*rule) (char *text, int is_if, const char *path, int lineno, void *ctx);
+    void    (*endif) (size_t if_rule, size_t next_rule, void *ctx);
+} DICT_TEXT_RULE_OPS;
+
+int     dict_text_rules(int fd, const char *path, const DICT_TEXT_RULE_OPS *ops,
+			        void *ctx, STR *err);
 
 #endif

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "engine/dict_ht.h"
 #include "engine/dict_priv.h"
@@ -42,11 +41,8 @@ static void *dict_texthash_load(const char *path, int fd, int flags, STR *err)
     DICT_TEXTHASH_LOAD load;
     FILE   *fp;
 
-    if ((fp = fdopen(fd, "r")) == NULL) {
-	str_printf(err, "open %s: %s", path, strerror(errno));
-	close(fd);
+    if ((fp = dict_text_fdopen(fd, path, err)) == NULL)
 	return NULL;
-    }
     load.ht = dict_ht_create();
     load.path = path;
     load.fold = !(flags & DICT_FLAG_NO_FOLD);

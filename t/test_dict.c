@@ -428,6 +428,89 @@ Test(dict, regexp_if_endif)
     dict_close(d);
 }
 
+/* cidr: and regexp: alike */
+
+/*
+ * Extra text after IF and ENDIF, a broken IF (never true), and IFs still
+ * open at the end of the file: one warning naming the last logical line,
+ * and the open blocks end there, as in Postfix.
+ */
+Test(dict, rule_tables_if_unbalanced)
+{
+    static const struct {
+	const char *map;
+	const char *text;
+	const char *bad_if;		/* line 4's warning */
+	const char *lookups[8][2];	/* key, result (NULL: not found) */
+    } cases[] = {
+	{"cidr",
+	    "if 10.0.0.0/8 extra\n"
+	    "10.1.0.0/16 ten-one\n"
+	    "endif trailing\n"
+	    "if 10.0.0.0/33\n"
+	    "10.0.0.0/8 in-broken-if\n"
+	    "endif\n"
+	    "if 192.168.0.0/16\n"
+	    "if 192.168.1.0/24\n"
+	    "192.168.1.0/24 inner\n"
+	    "endif\n"
+	    "192.168.3.0/24 outer\n"
+	    "if 192.168.2.0/24\n"
+	    "0.0.0.0/0 last\n"
+	    "# not a logical line\n",
+	    "line 4: bad net/mask pattern: \"10.0.0.0/33\": skipping this rule",
+	    {{"10.1.2.3", "ten-one"}, {"10.2.3.4", NULL}, {"192.168.1.5", "inner"},
+	     {"192.168.3.1", "outer"}, {"192.168.2.1", "last"},
+	     {"192.168.5.5", NULL}, {"172.16.0.1", NULL}}},
+	{"regexp",
+	    "if /^a/ extra\n"
+	    "/^ab/ ten-one\n"
+	    "ENDIF trailing\n"
+	    "if /never(/\n"
+	    "/./ in-broken-if\n"
+	    "endif\n"
+	    "IF /@example\\.com$/\n"
+	    "if /^x/\n"
+	    "/^x/ inner\n"
+	    "endif\n"
+	    "/^y/ outer\n"
+	    "if /^z/\n"
+	    "/./ last\n"
+	    "# not a logical line\n",
+	    ": skipping this rule",
+	    {{"ab", "ten-one"}, {"in", NULL}, {"x@example.com", "inner"},
+	     {"y@example.com", "outer"}, {"z@example.com", "last"},
+	     {"w@example.com", NULL}, {"z@example.org", NULL}}},
+    };
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+	const char *path = write_file(cases[c].map, cases[c].text, -1);
+	char    name[300], want[512];
+	const char *hit;
+	DICT   *d;
+
+	str_reset(&warnings);
+	snprintf(name, sizeof(name), "%s:%%s", cases[c].map);
+	d = open_ok(name, path, 0);
+	for (int n = 0; cases[c].lookups[n][0]; n++)
+	    expect(d, cases[c].lookups[n][0], cases[c].lookups[n][1]);
+	expect_warning(cases[c].bad_if);
+	snprintf(want, sizeof(want), "%s map %s, line 1: ignoring extra text after IF",
+		 cases[c].map, path);
+	expect_warning(want);
+	snprintf(want, sizeof(want), "%s map %s, line 3: ignoring extra text after ENDIF",
+		 cases[c].map, path);
+	expect_warning(want);
+	snprintf(want, sizeof(want), "%s map %s, line 13: IF has no matching ENDIF\n",
+		 cases[c].map, path);
+	expect_warning(want);
+	hit = strstr(STR_DATA(&warnings), "IF has no");
+	cr_expect(hit && strstr(hit + 1, "IF has no") == NULL,
+		  "one warning for all open IFs:\n%s", STR_DATA(&warnings));
+	dict_close(d);
+    }
+}
+
 /* unionmap: and unix: */
 
 Test(dict, unionmap)
