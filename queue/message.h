@@ -70,6 +70,9 @@ typedef struct MESSAGE {
     bool    smtputf8;
     bool    probe;		/* address verification probe: never journaled;
 				 * SMTP stops after RCPT, logs "deliverable" */
+    unsigned route_gen;		/* routing generation its recipients were
+				 * resolved under (queue_service; not
+				 * journaled: 0 after a restart) */
     RCPT   *rcpt;
     size_t  nrcpt;
     size_t  rcpt_cap;

@@ -110,6 +110,11 @@ enum qmgr_notify {
  *   with its status and reason; everything is valid during the call only. For a delay
  *   notice the engine must record that it was sent (flag QMGR_ENQ_WARNED on
  *   recovery), for the others the outcome records already say it.
+ * activate: a message enters the active set, before its recipients are
+ *   grouped by destination. The engine may change the transport and nexthop
+ *   of its pending and deferred recipients (as Postfix resolves recipients
+ *   when it activates a message, so that a changed relayhost or
+ *   transport_maps applies to mail already queued) and journal the change.
  * wakeup: the inbox was empty and got an event; the engine makes the qmgr
  *   thread call qmgr_run() soon (stage_wakeup, a futex, ...). Optional when
  *   the thread sleeps in qmgr_wait().
@@ -129,6 +134,7 @@ typedef struct QMGR_HOOKS {
     void  (*message_done)(void *ctx, MESSAGE *msg);
     void  (*notify)(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
 		    const QMGR_NOTIFY_RCPT *rcpt, size_t n);
+    void  (*activate)(void *ctx, MESSAGE *msg);
     void  (*wakeup)(void *ctx);
 } QMGR_HOOKS;
 

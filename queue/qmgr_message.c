@@ -347,6 +347,8 @@ void qmgr_message_admit(QMGR *q)
 	qmgr_link_remove(&qm->link);
 	qmgr_message_set_state(q, qm, QMGR_MSG_ACTIVE);
 	qmgr_log_active(qm);
+	if (q->cfg.hooks.activate)
+	    q->cfg.hooks.activate(q->cfg.hooks.ctx, qm->msg);
 	qm->cursor = 0;
 	qm->pass_retry = 0;
 	qm->active_since = q->now;

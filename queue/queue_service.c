@@ -25,9 +25,24 @@
 #include "queue/queue_notice.h"
 #include "queue/queue_service.h"
 #include "stages/delivery_agents.h"
+#include "stages/rewrite.h"
 
 static JOURNAL *qs_journal;
 static QMGR *qs_qmgr;
+
+/*
+ * Routing for activation (qs_activate): the trivial-rewrite of the current
+ * configuration, replaced on reload. Older ones stay until the queue
+ * stops (the qmgr thread may still hold one). qs_route_gen counts them;
+ * a message resolved under an older one is resolved again.
+ */
+typedef struct QS_ROUTING {
+    REWRITE *rw;
+    unsigned gen;
+    struct QS_ROUTING *older;
+} QS_ROUTING;
+
+static QS_ROUTING *qs_routing;		/* atomic pointer */
 static pthread_t qs_tid;
 static int qs_stopping;
 
@@ -86,6 +101,73 @@ static void qs_notify(void *ctx, const MESSAGE *msg, enum qmgr_notify kind,
     queue_notice_event(msg, kind, rcpt, n);
 }
 
+/* Postfix resolves recipients when qmgr activates a message: a relayhost or
+ * transport_maps changed by "postfix reload" applies to queued mail too. */
+static void qs_activate(void *ctx, MESSAGE *msg)
+{
+    QS_ROUTING *routing = __atomic_load_n(&qs_routing, __ATOMIC_ACQUIRE);
+    JOURNAL_ROUTE *changed;
+    size_t  n = 0;
+
+    if (routing == NULL || msg->route_gen == routing->gen)
+	return;
+    changed = mem_alloc((msg->nrcpt ? msg->nrcpt : 1) * sizeof(*changed));
+    for (size_t i = 0; i < msg->nrcpt; i++) {
+	RCPT   *r = &msg->rcpt[i];
+	RESOLVED res;
+
+	if (r->state != RCPT_PENDING && r->state != RCPT_DEFERRED)
+	    continue;
+	resolved_init(&res);
+	/* A table that fails now: keep the route it has. */
+	if (rewrite_resolve(routing->rw, r->address, &res) == 0
+	    && (r->transport == NULL || strcmp(r->transport, STR_DATA(&res.transport)) != 0
+		|| r->nexthop == NULL || strcmp(r->nexthop, STR_DATA(&res.nexthop)) != 0)) {
+	    mem_free(r->transport);
+	    mem_free(r->nexthop);
+	    r->transport = mem_strdup(STR_DATA(&res.transport));
+	    r->nexthop = mem_strdup(STR_DATA(&res.nexthop));
+	    changed[n].rcpt_index = i;
+	    changed[n].transport = r->transport;
+	    changed[n].nexthop = r->nexthop;
+	    n++;
+	}
+	resolved_release(&res);
+    }
+    if (n)
+	journal_append_requeue(qs_journal, msg->queue_id, n, changed, NULL, NULL);
+    mem_free(changed);
+    msg->route_gen = routing->gen;
+}
+
+static int qs_routing_update(STR *why)
+{
+    REWRITE_CONFIG rcfg;
+    REWRITE *rw;
+    QS_ROUTING *routing;
+
+    rewrite_config_from_params(&rcfg);
+    if ((rw = rewrite_create(&rcfg, why)) == NULL)
+	return -1;
+    routing = MEM_NEW(QS_ROUTING);
+    routing->rw = rw;
+    routing->older = qs_routing;
+    routing->gen = qs_routing ? qs_routing->gen + 1 : 1;
+    __atomic_store_n(&qs_routing, routing, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void qs_routing_free(void)
+{
+    QS_ROUTING *routing, *older;
+
+    for (routing = qs_routing, qs_routing = NULL; routing; routing = older) {
+	older = routing->older;
+	rewrite_free(routing->rw);
+	mem_free(routing);
+    }
+}
+
 static void qs_transport_config(void *ctx, const char *transport, QMGR_TRANSPORT_CONFIG *tc)
 {
     STR     service = STR_INIT;
@@ -135,6 +217,7 @@ static void qs_config(QMGR_CONFIG *cfg)
     cfg->hooks.outcome = qs_outcome;
     cfg->hooks.message_done = qs_message_done;
     cfg->hooks.notify = qs_notify;
+    cfg->hooks.activate = qs_activate;
 }
 
 /* ---- recovery ---------------------------------------------------------- */
@@ -276,7 +359,11 @@ static void qs_journaled(void *ctx, int status)
 void queue_service_submit(MESSAGE *msg, bool hold, queue_submit_done_fn done, void *ctx)
 {
     QS_SUBMIT *s = MEM_NEW(QS_SUBMIT);
+    QS_ROUTING *routing = __atomic_load_n(&qs_routing, __ATOMIC_ACQUIRE);
 
+    /* Resolved just now by the receive side (a reload in between is rare,
+     * and then only its first attempt takes the old route). */
+    msg->route_gen = routing ? routing->gen : 0;
     s->msg = msg;
     s->hold = hold;
     s->done = done;
@@ -348,12 +435,17 @@ static int qs_start(STR *why)
 
     if (delivery_agents_start(why) < 0)
 	return -1;
+    if (qs_routing_update(why) < 0) {
+	delivery_agents_stop();
+	return -1;
+    }
     qs_config(&cfg);
     qs_qmgr = qmgr_create(&cfg);
     if ((qs_journal = journal_open(&journal_backend_fs, NULL, NULL)) == NULL) {
 	str_printf(why, "open journal in %s/journal: %s%s", param_str(P_QUEUE_DIRECTORY),
 		   strerror(errno), errno == EWOULDBLOCK ? " (locked by another process)" : "");
 	qmgr_free(qs_qmgr);
+	qs_routing_free();
 	delivery_agents_stop();
 	return -1;
     }
@@ -406,6 +498,16 @@ static void qs_stop(void)
     qs_journal = NULL;
     qmgr_free(qs_qmgr);
     qs_qmgr = NULL;
+    qs_routing_free();
 }
 
-const ENGINE_COMPONENT queue_component = {"queue", qs_start, qs_stop, NULL};
+static void qs_reload(void)
+{
+    STR     why = STR_INIT;
+
+    if (qs_routing_update(&why) < 0)
+	msg_warn("reload: trivial-rewrite: %s; queued mail keeps its routes", STR_DATA(&why));
+    str_release(&why);
+}
+
+const ENGINE_COMPONENT queue_component = {"queue", qs_start, qs_stop, qs_reload};

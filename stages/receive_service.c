@@ -54,8 +54,20 @@ static bool rs_internal_open;
 static size_t rs_internal_out;
 
 static STAGE *rs_stage;
-static REWRITE *rs_rewrite;
-static CLEANUP_CTX *rs_cleanup;
+
+/*
+ * cleanup and trivial-rewrite as the current configuration sets them up;
+ * "postfix reload" builds new ones (as Postfix's reload restarts those
+ * daemons) and the next message takes them. Older ones stay until the
+ * component stops: a cleanup thread may still be using one.
+ */
+typedef struct RS_ROUTING {
+    REWRITE *rewrite;
+    CLEANUP_CTX *cleanup;
+    struct RS_ROUTING *older;
+} RS_ROUTING;
+
+static RS_ROUTING *rs_routing;		/* atomic pointer */
 static SMTPD *rs_smtpd[RS_MAX_SMTPD];
 static SMTPD_CONFIG *rs_smtpd_cfg[RS_MAX_SMTPD];
 static size_t rs_nsmtpd;
@@ -142,11 +154,13 @@ static void rs_cleanup_one(RS_JOB *job)
 	cleanup_info_default(m, &info);
     info.flags |= job->cleanup_flags;
     rs_tls_info(m, &info, proto, cipher);
-    rc = cleanup_message(rs_cleanup, m, &info, &reply);
+    RS_ROUTING *routing = __atomic_load_n(&rs_routing, __ATOMIC_ACQUIRE);
+
+    rc = cleanup_message(routing->cleanup, m, &info, &reply);
     switch (rc) {
     case CLEANUP_OK:
     case CLEANUP_HOLD:
-	if (rewrite_message(rs_rewrite, m, &reply) < 0) {
+	if (rewrite_message(routing->rewrite, m, &reply) < 0) {
 	    message_free(m);
 	    rs_reply(job, STR_DATA(&reply), 451);
 	    break;
@@ -317,20 +331,35 @@ static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
     return 0;
 }
 
-static int rs_start(STR *why)
+/* New cleanup and trivial-rewrite from the current parameters. */
+static int rs_routing_update(STR *why)
 {
     REWRITE_CONFIG rcfg;
     CLEANUP_CONFIG ccfg;
+    RS_ROUTING *routing = MEM_NEW(RS_ROUTING);
+
+    rewrite_config_from_params(&rcfg);
+    cleanup_config_from_params(&ccfg);
+    if ((routing->rewrite = rewrite_create(&rcfg, why)) == NULL
+	|| (routing->cleanup = cleanup_create(&ccfg, routing->rewrite, why)) == NULL) {
+	if (routing->rewrite)
+	    rewrite_free(routing->rewrite);
+	mem_free(routing);
+	return -1;
+    }
+    routing->older = rs_routing;
+    __atomic_store_n(&rs_routing, routing, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int rs_start(STR *why)
+{
     const MASTERCF *mcf = config_mastercf(config_current());
     long    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     STAGE_OPTS so = {.name = "cleanup", .handler = rs_handler,
 	.inflight_limit = RS_INFLIGHT_LIMIT, .batch_max = 64};
 
-    rewrite_config_from_params(&rcfg);
-    if ((rs_rewrite = rewrite_create(&rcfg, why)) == NULL)
-	return -1;
-    cleanup_config_from_params(&ccfg);
-    if ((rs_cleanup = cleanup_create(&ccfg, rs_rewrite, why)) == NULL)
+    if (rs_routing_update(why) < 0)
 	return -1;
     so.threads = (int) param_service_maxproc("cleanup/unix");
     if (so.threads <= 0 || so.threads > ncpu)
@@ -363,15 +392,22 @@ static void rs_stop(void)
 	stage_free(rs_stage);
 	rs_stage = NULL;
     }
-    cleanup_free(rs_cleanup);
-    rs_cleanup = NULL;
-    rewrite_free(rs_rewrite);
-    rs_rewrite = NULL;
+    for (RS_ROUTING *r = rs_routing, *older; r; r = older) {
+	older = r->older;
+	cleanup_free(r->cleanup);
+	rewrite_free(r->rewrite);
+	mem_free(r);
+    }
+    rs_routing = NULL;
 }
 
 static void rs_reload(void)
 {
-    rewrite_invalidate(rs_rewrite);
+    STR     why = STR_INIT;
+
+    if (rs_routing_update(&why) < 0)
+	msg_warn("reload: cleanup: %s; keeping the old settings", STR_DATA(&why));
+    str_release(&why);
 }
 
 const ENGINE_COMPONENT receive_component = {"receive", rs_start, rs_stop, rs_reload};

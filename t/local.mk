@@ -23,3 +23,5 @@ TESTS += t/relay_e2e.py
 EXTRA_DIST += t/relay_e2e.py
 TESTS += t/journal_enospc.py
 EXTRA_DIST += t/journal_enospc.py
+TESTS += t/reload_routing.py
+EXTRA_DIST += t/reload_routing.py

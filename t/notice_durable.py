@@ -182,6 +182,8 @@ with Server(sink_a) as a, Server(sink_b) as b, Instance(main={
         wait_for(lambda: len(acked) >= first + rng.randint(3, 12), 30, "some acknowledged mail")
         inst.postfix("abort")
         sender.join(60)
+        # SIGKILL is asynchronous: start again once the old master is gone.
+        wait_for(lambda: inst.postfix("status").returncode != 0, 30, "the killed master to go")
         inst.started = False
         inst.start()
     wait_for(lambda: all(notices_for(sink_b, q) for q in acked), 60,

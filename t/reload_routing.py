@@ -1,0 +1,90 @@
+"""postfix reload applies routing and cleanup settings, to new mail and to
+mail already queued, as Postfix's reload does (its trivial-rewrite and
+cleanup restart; qmgr resolves recipients when it activates a message).
+
+relayhost points at a port where nothing listens: m1 is deferred. Then
+`postconf -e relayhost=<sink>` and `postfix reload`: new mail (m2) goes to
+the sink, and after `postqueue -f` so does m1. A header_checks
+rule added by reload applies to the next message. A reload with a
+transport_maps table that cannot be opened keeps the old settings and
+says so.
+"""
+import os
+import re
+import smtplib
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+sys.path.insert(0, HERE)
+from sluicetest import Instance, Tap, free_port, wait_for  # noqa: E402
+from smtp_testlib import Handler, Server  # noqa: E402
+
+tap = Tap()
+
+
+def send(port, rcpt, subject):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.sendmail("me@sluice.test", [rcpt], "Subject: %s\r\n\r\nhello\r\n" % subject)
+
+
+def subjects(handler):
+    out = []
+    for _, _, content, _ in list(handler.messages):
+        m = re.search(rb"^Subject: (.*?)\r?$", content, re.M)
+        out.append(m.group(1).decode() if m else None)
+    return out
+
+
+def reload(inst):
+    before = inst.log().count("reload: configuration")
+    r = inst.postfix("reload")
+    wait_for(lambda: inst.log().count("reload: configuration") > before, 20, "the reload")
+    return r
+
+
+dead = free_port()
+sink = Handler()
+with Server(sink) as srv, Instance(main={
+        "relayhost": "[127.0.0.1]:%d" % dead,
+        "transport_retry_time": "3600s",
+        "minimal_backoff_time": "3600s",
+        "maximal_backoff_time": "3600s",
+        "queue_run_delay": "3600s"}) as inst:
+    inst.start()
+    send(inst.port, "one@example.com", "m1")
+    tap.ok(inst.wait_log(r"to=<one@example\.com>, relay=none.*status=deferred "
+                         r"\(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:%d" % dead),
+           "m1 deferred: nothing listens on the old relayhost")
+    inst.cmd("postconf", "-e", "relayhost=[127.0.0.1]:%d" % srv.port, check=True)
+    reload(inst)
+
+    send(inst.port, "two@example.com", "m2")
+    tap.ok(inst.wait_log(r"to=<two@example\.com>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*"
+                         r"status=sent" % srv.port), "new mail takes the reloaded relayhost")
+    tap.ok("m2" in subjects(sink), "m2 at the sink")
+
+    inst.cmd("postqueue", "-f", check=True)
+    tap.ok(inst.wait_log(r"to=<one@example\.com>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*"
+                         r"status=sent" % srv.port), "queued mail takes it too once flushed")
+    tap.ok("m1" in subjects(sink), "m1 at the sink")
+
+    # header_checks added by a reload: the next message is held.
+    with open(os.path.join(inst.etc, "header_checks"), "w") as f:
+        f.write("/^Subject: hold me/ HOLD\n")
+    inst.cmd("postconf", "-e", "header_checks=regexp:%s/header_checks" % inst.etc, check=True)
+    reload(inst)
+    send(inst.port, "three@example.com", "hold me")
+    tap.ok(inst.wait_log(r"hold: header Subject: hold me"), "header_checks from the reload apply")
+    tap.ok(re.search(r"^\w+!", inst.cmd("mailq").stdout, re.M), "the message is on hold",
+           inst.cmd("mailq").stdout)
+
+    # A table that cannot be opened: the old settings stay.
+    inst.cmd("postconf", "-e", "transport_maps=hash:%s/no-such-table" % inst.etc, check=True)
+    reload(inst)
+    tap.ok(inst.wait_log(r"warning: reload: cleanup: .*no-such-table.*keeping the old settings"),
+           "a broken transport_maps: warned, old settings kept")
+    send(inst.port, "four@example.com", "m4")
+    tap.ok(inst.wait_log(r"to=<four@example\.com>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*"
+                         r"status=sent" % srv.port), "mail still flows after the failed reload")
+tap.done()
