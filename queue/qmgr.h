@@ -14,6 +14,23 @@
  * after a backoff (message age clamped to [minimal, maximal]_backoff_time, with
  * jitter) at the next deferred-queue scan; too old ones bounce.
  *
+ * Which message a destination sends next: Postfix's preemptive scheduler
+ * (delivery slots, SCHEDULER_README), adapted to per-destination round
+ * robin. Within one destination queue, messages are served oldest first;
+ * each request of the current message earns it a slot, and a later message
+ * that needs at most what the current one can still pay for preempts it
+ * once the current one has saved cost x its requests (less the loan and
+ * the discount): with delivery_slot_cost 5 a small message behind a
+ * 1000-request mailing to the same relay goes out after one of the
+ * mailing's requests, and the mailing is slowed by about 1/5. Differences
+ * from Postfix (details in qmgr_job.c): slots are counted per message and
+ * destination, not per message and transport, because destinations never
+ * wait for one another here; a message's size is its requests to that
+ * destination (plus its recipients not yet expanded); the candidate search
+ * is bounded (no blocker jobs, no whole-list walk); recipient slots
+ * (transport recipient limits, rcpt_per_stack) are not modelled.
+ * delivery_slot_cost 0 or 1 turns preemption off (first come, first served).
+ *
  * Everything here is independent of the journal and of main.cf: every setting
  * comes in a QMGR_CONFIG (qmgr_config_defaults() gives Postfix's defaults; the
  * engine maps parameters onto it), every durable change goes out through the
@@ -82,6 +99,11 @@ typedef struct QMGR_TRANSPORT_CONFIG {
 					 * once across the transport; 0: none */
     QMGR_RATE dest_message_rate;	/* extension */
     int     dest_connection_limit;	/* extension; 0: no limit */
+    /* Preemptive scheduling (Postfix's delivery slots, see the top). */
+    int     delivery_slot_cost;		/* < 2: no preemption, FIFO */
+    int     delivery_slot_loan;
+    int     delivery_slot_discount;	/* percent, 0..100 */
+    int     minimum_delivery_slots;
     qmgr_dispatch_fn dispatch;		/* NULL: "mail transport unavailable" */
     void   *agent_ctx;
 } QMGR_TRANSPORT_CONFIG;

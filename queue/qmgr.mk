@@ -4,6 +4,7 @@ libsluice_a_SOURCES += \
 	queue/qmgr.c queue/qmgr.h queue/qmgr_priv.h \
 	queue/qmgr_config.c queue/qmgr_heap.c queue/qmgr_transport.c \
 	queue/qmgr_queue.c queue/qmgr_message.c queue/qmgr_deliver.c \
+	queue/qmgr_job.c \
 	queue/qmgr_defer.c queue/qmgr_control.c queue/qmgr_log.c
 
 check_PROGRAMS += t/test_qmgr

@@ -38,6 +38,10 @@ void qmgr_config_defaults(QMGR_CONFIG *cfg)
     tc->process_limit = 100;			/* default_process_limit */
     tc->dest_message_rate.count = 0;		/* extension: off */
     tc->dest_connection_limit = 0;		/* extension: off */
+    tc->delivery_slot_cost = 5;			/* default_delivery_slot_cost */
+    tc->delivery_slot_loan = 3;			/* default_delivery_slot_loan */
+    tc->delivery_slot_discount = 50;		/* default_delivery_slot_discount */
+    tc->minimum_delivery_slots = 3;		/* default_minimum_delivery_slots */
 
     cfg->transport_retry_time_ns = 60 * SEC;
     cfg->queue_run_delay_ns = 300 * SEC;

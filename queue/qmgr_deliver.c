@@ -1,15 +1,16 @@
 /*
  * qmgr_deliver.c - from a waiting entry to a DELIVERY_REQUEST and back.
  *
- * qmgr_deliver() turns the entry at the head of a destination queue into a
- * request (one allocation: the request and its recipient array) and hands it
- * to the transport's dispatch function. The agent calls req->done(req) from
- * whatever thread it runs on; done only pushes the request onto qmgr's inbox
- * (wait-free) and maybe calls the wakeup hook. qmgr_deliver_complete() then
- * runs on the qmgr thread: concurrency feedback first (as Postfix: site
- * failure = negative, else positive), the rate delay, then each recipient's
- * outcome through the journal hook, then the entry is gone and the message's
- * pass may end.
+ * qmgr_deliver() cuts a request of at most dest_recipient_limit recipients
+ * off the entry the scheduler picks (qmgr_job.c: the queue's current
+ * message, or one that preempts it) -- one allocation: the request and its
+ * recipient array -- and hands it to the transport's dispatch function. The
+ * agent calls req->done(req) from whatever thread it runs on; done only
+ * pushes the request onto qmgr's inbox (wait-free) and maybe calls the
+ * wakeup hook. qmgr_deliver_complete() then runs on the qmgr thread:
+ * concurrency feedback first (as Postfix: site failure = negative, else
+ * positive), the rate delay, then each recipient's outcome through the
+ * journal hook, then the request is gone and the message's pass may end.
  *
  * Threading: qmgr_deliver_done() on any thread (it reads only immutable
  * fields); the rest on the qmgr thread. Diagnostics: msg_warn for an agent
@@ -35,33 +36,41 @@ static void qmgr_deliver_done(DELIVERY_REQUEST *req)
 
 void qmgr_deliver(QMGR *q, QMGR_QUEUE *queue)
 {
-    QMGR_ENTRY *e = QMGR_CONTAINER(queue->todo.next, QMGR_ENTRY, qlink);
+    QMGR_ENTRY *e = qmgr_job_select(q, queue);
     QMGR_MSG *qm = e->qm;
     QMGR_TRANSPORT *tp = queue->tp;
-    QMGR_REQ *r = mem_alloc(sizeof(*r) + e->count * sizeof(DELIVERY_RCPT));
+    int     limit = tp->cfg.dest_recipient_limit;
+    uint32_t n = limit > 0 && e->count > (uint32_t) limit ? (uint32_t) limit : e->count;
+    QMGR_REQ *r = mem_alloc(sizeof(*r) + n * sizeof(DELIVERY_RCPT));
     DELIVERY_REQUEST *req = &r->req;
-    size_t  n = 0;
-
-    qmgr_link_remove(&e->qlink);
-    e->busy = true;
-    queue->todo_rcpts -= e->count;
+    uint32_t i = e->first;
 
     r->kind = QMGR_EV_DONE;
     r->q = q;
-    r->entry = e;
-    for (uint32_t i = e->first; i != QMGR_NO_RCPT; i = qm->rnext[i]) {
-	DELIVERY_RCPT *d = &r->rcpt[n++];
+    r->qm = qm;
+    r->queue = queue;
+    for (uint32_t k = 0; k < n; k++) {
+	DELIVERY_RCPT *d = &r->rcpt[k];
 
 	d->index = i;
 	d->status = DELIVERY_DEFER;	/* an agent that says nothing defers */
 	d->dsn[0] = 0;
 	d->reason = NULL;
+	i = qm->rnext[i];
     }
+    /* The first n recipients go; the entry keeps the rest, or goes. */
+    e->first = i;
+    e->count -= n;
+    queue->todo_rcpts -= n;
+    qm->refcount++;			/* the request */
+    if (e->count == 0)
+	qmgr_message_entry_free(q, e);
     req->msg = qm->msg;
     req->transport = tp->name;
     req->nexthop = queue->nexthop;
     req->rcpt = r->rcpt;
     req->nrcpt = n;
+    r->nrcpt = n;
     req->active_mono_ns = qm->active_since - q->mono_offset;
     req->queued_mono_ns = q->now - q->mono_offset;
     req->site_failed = false;
@@ -80,9 +89,8 @@ void qmgr_deliver(QMGR *q, QMGR_QUEUE *queue)
 
 void qmgr_deliver_complete(QMGR *q, QMGR_REQ *r)
 {
-    QMGR_ENTRY *e = r->entry;
-    QMGR_MSG *qm = e->qm;
-    QMGR_QUEUE *queue = e->queue;
+    QMGR_MSG *qm = r->qm;
+    QMGR_QUEUE *queue = r->queue;
     QMGR_TRANSPORT *tp = queue->tp;
     DELIVERY_REQUEST *req = &r->req;
 
@@ -113,7 +121,9 @@ void qmgr_deliver_complete(QMGR *q, QMGR_REQ *r)
 	}
 	mem_free(d->reason);
     }
-    qmgr_message_entry_free(q, e);
+    q->active_rcpts -= r->nrcpt;
+    queue->last_used = q->now;
+    qm->refcount--;
     mem_free(r);
     qmgr_queue_kick(q, queue);
     qmgr_transport_kick(q, tp);

@@ -7,11 +7,12 @@
  * recipient state) until the active set has room under
  * qmgr_message_active_limit and qmgr_message_recipient_limit. Admission
  * walks its recipients once: each non-final one joins the message's entry
- * for its (transport, nexthop) queue, at most dest_recipient_limit per
- * entry; a message with more recipients than there is room for stays on
- * the refill list and is expanded further as recipients complete (as
- * Postfix reads recipients in slices). A pass ends when every expanded
- * entry has come back; qmgr_defer.c then decides done / deferred / expired.
+ * for its (transport, nexthop) queue (qmgr_deliver.c cuts it into requests
+ * of at most dest_recipient_limit); a message with more recipients than
+ * there is room for stays on the refill list and is expanded further as
+ * recipients complete (as Postfix reads recipients in slices). A pass ends
+ * when no entry waits and no request is out; qmgr_defer.c then decides
+ * done / deferred / expired.
  *
  * Threading: the qmgr thread only. Diagnostics: msg_warn for a duplicate
  * queue ID or a recipient without transport.
@@ -274,7 +275,6 @@ static void qmgr_message_expand(QMGR *q, QMGR_MSG *qm, size_t slots)
 	QMGR_TRANSPORT *tp;
 	QMGR_QUEUE *queue;
 	QMGR_ENTRY *e = NULL;
-	int     limit;
 
 	if (qmgr_rcpt_final(r))
 	    continue;
@@ -295,20 +295,20 @@ static void qmgr_message_expand(QMGR *q, QMGR_MSG *qm, size_t slots)
 				   queue->last_error ? queue->last_error : "");
 	    continue;
 	}
-	limit = tp->cfg.dest_recipient_limit;
+	/* Recipients of one message for one destination gather in one entry
+	 * (the tail one, unless another message came in between). */
 	if (!qmgr_link_empty(&queue->todo)) {
 	    e = QMGR_CONTAINER(queue->todo.prev, QMGR_ENTRY, qlink);
-	    if (e->qm != qm || (limit > 0 && e->count >= (uint32_t) limit))
+	    if (e->qm != qm)
 		e = NULL;
 	}
 	qm->rnext[i] = QMGR_NO_RCPT;
 	if (e == NULL) {
-	    e = mem_alloc(sizeof(*e));
+	    e = MEM_NEW(QMGR_ENTRY);
 	    e->qm = qm;
 	    e->queue = queue;
 	    e->first = e->last = i;
 	    e->count = 1;
-	    e->busy = false;
 	    qmgr_link_append(&queue->todo, &e->qlink);
 	    qmgr_link_append(&qm->entries, &e->mlink);
 	    qm->refcount++;
@@ -317,6 +317,7 @@ static void qmgr_message_expand(QMGR *q, QMGR_MSG *qm, size_t slots)
 	    e->last = i;
 	    e->count++;
 	}
+	qmgr_job_changed(queue);
 	queue->todo_rcpts++;
 	q->active_rcpts++;
 	slots--;
@@ -446,12 +447,11 @@ void qmgr_message_drop_all(QMGR *q, QMGR_MSG *qm)
 
 /* ---- entries ----------------------------------------------------------- */
 
+/* A waiting entry goes away; its recipients (if any left) stay pending. */
 void qmgr_message_entry_free(QMGR *q, QMGR_ENTRY *e)
 {
-    if (!e->busy) {
-	qmgr_link_remove(&e->qlink);
-	e->queue->todo_rcpts -= e->count;
-    }
+    qmgr_job_unlink(e->queue, e);
+    e->queue->todo_rcpts -= e->count;
     qmgr_link_remove(&e->mlink);
     q->active_rcpts -= e->count;
     e->queue->last_used = q->now;
@@ -459,8 +459,8 @@ void qmgr_message_entry_free(QMGR *q, QMGR_ENTRY *e)
     mem_free(e);
 }
 
-/* Takes back every entry of qm not yet out (hold, delete): the recipients
- * stay pending. Expansion stops too. */
+/* Takes back every waiting entry of qm (hold, delete): the recipients stay
+ * pending; requests already out finish. Expansion stops too. */
 void qmgr_message_drop_todo(QMGR *q, QMGR_MSG *qm)
 {
     QMGR_LINK *l = qm->entries.next;
@@ -469,8 +469,7 @@ void qmgr_message_drop_todo(QMGR *q, QMGR_MSG *qm)
 	QMGR_ENTRY *e = QMGR_CONTAINER(l, QMGR_ENTRY, mlink);
 
 	l = l->next;
-	if (!e->busy)
-	    qmgr_message_entry_free(q, e);
+	qmgr_message_entry_free(q, e);
     }
     if (qm->flags & QMGR_MSG_F_REFILL) {
 	qmgr_link_remove(&qm->link);

@@ -5,9 +5,13 @@
  * Shape (all intrusive, nothing scanned per delivery):
  *   QMGR ── transports (list) ── QMGR_TRANSPORT ── queues (open-addressing
  *   hash by nexthop) ── QMGR_QUEUE ── todo list of QMGR_ENTRY
- *   QMGR_ENTRY = one future DELIVERY_REQUEST: one message, one destination,
- *   up to dest_recipient_limit recipients chained through the message's
- *   rnext[] array (4 bytes per recipient).
+ *   QMGR_ENTRY = what one message has waiting for one destination (Postfix's
+ *   job and peer in one): its recipients chained through the message's
+ *   rnext[] array (4 bytes per recipient), cut into DELIVERY_REQUESTs of at
+ *   most dest_recipient_limit when the queue sends, and the delivery-slot
+ *   counters of the preemptive scheduler (qmgr_job.c). The todo list is in
+ *   scheduling order: its head is the entry the queue sends from; entries
+ *   that preempted others sit in front of them (entry->parent).
  *   Round robin: QMGR.tp_ready is a ring of transports that may have work,
  *   QMGR_TRANSPORT.ready a ring of queues that can take a delivery now.
  *   A queue leaves its ring when it cannot deliver (dead, window full, rate
@@ -134,28 +138,34 @@ struct QMGR_MSG {
 	QMGR_LINK link;		/* INCOMING: QMGR.incoming; ACTIVE: QMGR.refill */
 	QMGR_TIMER timer;	/* DEFERRED: QMGR.deferred heap, next retry */
     };
-    QMGR_LINK entries;		/* its QMGR_ENTRYs, waiting and out */
+    QMGR_LINK entries;		/* its waiting QMGR_ENTRYs */
     uint32_t *rnext;		/* while active: recipient chains */
     QMGR_MSG_EXTRA *extra;	/* lazy */
     int64_t pass_retry;		/* next retry chosen in this pass (0: none) */
     int64_t active_since;	/* clock, when admitted */
     uint32_t cursor;		/* next recipient to expand */
     uint32_t pending;		/* recipients not final */
-    uint32_t refcount;		/* entries */
+    uint32_t refcount;		/* waiting entries + requests out */
     uint32_t hash;		/* of the queue ID: home slot in QMGR.mslot */
     uint8_t state;		/* enum qmgr_msg_state */
     uint8_t flags;		/* QMGR_MSG_F_* */
 };
 
+/* 80 bytes (an allocator size class): the scheduler's largest per-recipient
+ * cost when every message has one recipient. */
 typedef struct QMGR_ENTRY {
-    QMGR_LINK qlink;		/* QMGR_QUEUE.todo while waiting */
+    QMGR_LINK qlink;		/* QMGR_QUEUE.todo, in scheduling order */
     QMGR_LINK mlink;		/* QMGR_MSG.entries */
     QMGR_MSG *qm;
     QMGR_QUEUE *queue;
-    uint32_t first;		/* recipient chain through qm->rnext */
+    uintptr_t parent;		/* QMGR_ENTRY * it preempted, or 0; low bit:
+				 * adopted (see qmgr_job.c) */
+    uint32_t first;		/* waiting recipients, chained through qm->rnext */
     uint32_t last;
     uint32_t count;
-    bool    busy;		/* out at an agent */
+    uint32_t selected;		/* requests cut from it so far */
+    int32_t slots_available;	/* Postfix's delivery slot counters */
+    int32_t slots_used;
 } QMGR_ENTRY;
 
 struct QMGR_QUEUE {
@@ -178,6 +188,9 @@ struct QMGR_QUEUE {
     char   *last_error;
     uint64_t delivered;
     uint64_t failed;
+    QMGR_ENTRY *cand_current;	/* candidate cache (qmgr_job.c): valid for */
+    QMGR_ENTRY *cand;		/* this head entry; best candidate or NULL */
+    int64_t cand_sec;		/* when it was found, in seconds */
     bool    in_ready;
     bool    dead;
     bool    probing;		/* one delivery after being dead */
@@ -204,7 +217,9 @@ typedef struct QMGR_REQ {
     SQUEUE_NODE node;
     int     kind;		/* QMGR_EV_DONE */
     QMGR   *q;
-    QMGR_ENTRY *entry;
+    QMGR_MSG *qm;
+    QMGR_QUEUE *queue;
+    size_t  nrcpt;		/* as dispatched (the agent may not change it) */
     DELIVERY_REQUEST req;
     DELIVERY_RCPT rcpt[];
 } QMGR_REQ;
@@ -298,6 +313,16 @@ static inline char **qmgr_msg_reasons(const QMGR_MSG *qm)
 static inline char (*qmgr_msg_dsns(const QMGR_MSG *qm))[QMGR_DSN_SIZE]
 {
     return qm->extra ? qm->extra->dsn : NULL;
+}
+
+/* qmgr_job.c */
+QMGR_ENTRY *qmgr_job_select(QMGR *q, QMGR_QUEUE *queue);
+void    qmgr_job_unlink(QMGR_QUEUE *queue, QMGR_ENTRY *e);
+
+/* The queue's entries changed: forget the preemption candidate. */
+static inline void qmgr_job_changed(QMGR_QUEUE *queue)
+{
+    queue->cand_current = NULL;
 }
 
 /* qmgr_deliver.c */

@@ -45,6 +45,12 @@ QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
 	tp->cfg.pos_feedback = (QMGR_FEEDBACK) {1, false};
     if (!(tp->cfg.neg_feedback.base > 0 && tp->cfg.neg_feedback.base <= 1))
 	tp->cfg.neg_feedback = (QMGR_FEEDBACK) {1, false};
+    if (tp->cfg.delivery_slot_loan < 0)
+	tp->cfg.delivery_slot_loan = 0;
+    if (tp->cfg.delivery_slot_discount < 0 || tp->cfg.delivery_slot_discount > 100)
+	tp->cfg.delivery_slot_discount = 100;
+    if (tp->cfg.minimum_delivery_slots < 0)
+	tp->cfg.minimum_delivery_slots = 0;
     if (tp->cfg.dest_message_rate.count > 0 && tp->cfg.dest_message_rate.period_ns > 0) {
 	const QMGR_RATE *r = &tp->cfg.dest_message_rate;
 	int64_t burst = r->burst;

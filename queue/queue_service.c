@@ -194,6 +194,12 @@ static void qs_transport_config(void *ctx, const char *transport, QMGR_TRANSPORT
 	msg_warn("%s: bad destination message rate limit; no limit", transport);
     tc->dest_connection_limit =
 	(int) param_transport_int(transport, P_DEFAULT_DESTINATION_CONNECTION_LIMIT);
+    tc->delivery_slot_cost = (int) param_transport_int(transport, P_DEFAULT_DELIVERY_SLOT_COST);
+    tc->delivery_slot_loan = (int) param_transport_int(transport, P_DEFAULT_DELIVERY_SLOT_LOAN);
+    tc->delivery_slot_discount =
+	(int) param_transport_int(transport, P_DEFAULT_DELIVERY_SLOT_DISCOUNT);
+    tc->minimum_delivery_slots =
+	(int) param_transport_int(transport, P_DEFAULT_MINIMUM_DELIVERY_SLOTS);
     str_printf(&service, "%s/unix", transport);
     maxproc = param_service_maxproc(STR_DATA(&service));
     tc->process_limit = maxproc > 0 ? maxproc : 0;

@@ -864,6 +864,235 @@ Test(qmgr_fair, busy_destination_does_not_starve_others)
     h_free(h);
 }
 
+/* ---- preemptive scheduling (delivery slots) ------------------------------ */
+
+/* Which message each request was for, in dispatch order (instant agent). */
+static struct {
+    char  (*id)[QUEUE_ID_MAX];
+    size_t  n;
+    size_t  cap;
+} order;
+
+static void answer_record_sent(H *h, DELIVERY_REQUEST *req)
+{
+    (void) h;
+    if (order.n == order.cap) {
+	order.cap = order.cap ? 2 * order.cap : 1024;
+	order.id = realloc(order.id, order.cap * sizeof(*order.id));
+    }
+    snprintf(order.id[order.n++], QUEUE_ID_MAX, "%s", req->msg->queue_id);
+    h_answer_req(req, DELIVERY_SENT, false, NULL);
+}
+
+/* Runs until msgs messages are done; returns h (the order is recorded). */
+static void sched_run(H *h, size_t msgs)
+{
+    order.n = 0;
+    h->answer = answer_record_sent;
+    for (int i = 0; i < 100000 && h->done_msgs < msgs; i++)
+	h_run(h);
+    cr_assert_eq(h->done_msgs, msgs, "%zu of %zu messages done", h->done_msgs, msgs);
+}
+
+/* Position of the first / last request for id, or SIZE_MAX. */
+static size_t sched_first(const char *id)
+{
+    for (size_t i = 0; i < order.n; i++)
+	if (strcmp(order.id[i], id) == 0)
+	    return i;
+    return SIZE_MAX;
+}
+
+static size_t sched_last(const char *id)
+{
+    for (size_t i = order.n; i-- > 0;)
+	if (strcmp(order.id[i], id) == 0)
+	    return i;
+    return SIZE_MAX;
+}
+
+static int sched_cost, sched_loan, sched_discount;
+
+/* One recipient per request, so that a message's size is its recipients. */
+static void cfg_sched(QMGR_CONFIG *c)
+{
+    c->transport_defaults.dest_recipient_limit = 1;
+    c->transport_defaults.delivery_slot_cost = sched_cost;
+    c->transport_defaults.delivery_slot_loan = sched_loan;
+    c->transport_defaults.delivery_slot_discount = sched_discount;
+}
+
+static H *sched_new(int cost, int loan, int discount)
+{
+    sched_cost = cost, sched_loan = loan, sched_discount = discount;
+    return h_new(cfg_sched);
+}
+
+/* Enqueues n recipients for nexthop; the queue ID goes to id. */
+static void sched_enqueue(H *h, const char *nexthop, size_t n, char id[QUEUE_ID_MAX])
+{
+    snprintf(id, QUEUE_ID_MAX, "%s", h_enqueue(h, nexthop, n)->queue_id);
+}
+
+static void sched_free(H *h)
+{
+    free(order.id);
+    order.id = NULL, order.cap = 0, order.n = 0;
+    h_free(h);
+}
+
+/* A 1000-recipient message, then a 1-recipient one to the same relay: where
+ * does the small one go out? */
+static size_t small_after_big(int cost, int loan, int discount)
+{
+    H      *h;
+    char    small[QUEUE_ID_MAX];
+    size_t  pos;
+
+    h = sched_new(cost, loan, discount);
+    h_enqueue(h, "relay.example", 1000);
+    sched_enqueue(h, "relay.example", 1, small);
+    sched_run(h, 2);
+    cr_assert_eq(order.n, 1001);
+    cr_assert_eq(h->count[RCPT_SENT], 1001);
+    pos = sched_first(small);
+    sched_free(h);
+    return pos;
+}
+
+Test(qmgr_sched, small_message_overtakes_large_one)
+{
+    /* Defaults (cost 5, loan 3, discount 50): the big message needs one
+     * slot (one request), then 1/5 + 3 >= 1 x 50% lets the small one in. */
+    cr_assert_eq(small_after_big(5, 3, 50), 1);
+    /* Without loan and discount it must save the full price: cost slots. */
+    cr_assert_eq(small_after_big(2, 0, 100), 2);
+    cr_assert_eq(small_after_big(5, 0, 100), 5);
+    cr_assert_eq(small_after_big(10, 0, 100), 10);
+    /* Cost 0 or 1: no preemption, first come first served. */
+    cr_assert_eq(small_after_big(0, 3, 50), 1000);
+    cr_assert_eq(small_after_big(1, 3, 50), 1000);
+}
+
+Test(qmgr_sched, many_small_messages_pay_for_each_preemption)
+{
+    H      *h;
+    char    bid[QUEUE_ID_MAX];
+    char    sid[100][QUEUE_ID_MAX];
+
+    h = sched_new(5, 3, 50);
+    sched_enqueue(h, "relay.example", 1000, bid);
+    for (int k = 0; k < 100; k++)
+	sched_enqueue(h, "relay.example", 1, sid[k]);
+    sched_run(h, 101);
+    /* Each small message costs the big one 5 slots, earned by 5 requests:
+     * the k-th goes out after 1 + 5k of the big message's requests. */
+    for (int k = 0; k < 100; k++)
+	cr_assert_eq(sched_first(sid[k]), (size_t) (1 + 6 * k), "small #%d at %zu", k,
+		     sched_first(sid[k]));
+    /* The big one is slowed down by at most 1/cost. */
+    cr_assert_eq(sched_last(bid), 1100 - 1);
+    sched_free(h);
+}
+
+Test(qmgr_sched, large_messages_do_not_starve_each_other)
+{
+    H      *h;
+    char    bid[QUEUE_ID_MAX];
+    char    mid[20][QUEUE_ID_MAX];
+    size_t  prev_last = 0;
+
+    h = sched_new(5, 3, 50);
+    sched_enqueue(h, "relay.example", 1000, bid);
+    for (int k = 0; k < 20; k++)
+	sched_enqueue(h, "relay.example", 50, mid[k]);
+    sched_run(h, 21);
+    cr_assert_eq(h->count[RCPT_SENT], 2000);
+    /* A 50-request message may go once 5 x (50 x 50% - 3) = 110 slots are
+     * saved: after 110 requests of the big one, not after 1000. */
+    cr_assert_eq(sched_first(mid[0]), 110);
+    /* The big one pays 250 slots for each: still done within 1 + 1/cost of
+     * its own length, with 4 medium messages sent meanwhile. */
+    cr_assert_leq(sched_last(bid), 1000 + 1000 / 5 - 1, "big done at %zu", sched_last(bid));
+    cr_assert_lt(sched_last(mid[3]), sched_last(bid));
+    /* Each medium one, once started, runs to its end (no ping-pong), in
+     * order of arrival. */
+    for (int k = 0; k < 20; k++) {
+	size_t  first = sched_first(mid[k]), last = sched_last(mid[k]);
+
+	cr_assert_eq(last - first, 49, "medium #%d spread over %zu..%zu", k, first, last);
+	cr_assert_gt(first, prev_last);
+	prev_last = last;
+    }
+    sched_free(h);
+}
+
+Test(qmgr_sched, equal_large_messages_go_in_turn)
+{
+    H      *h;
+    char    a[QUEUE_ID_MAX], b[QUEUE_ID_MAX];
+
+    h = sched_new(5, 3, 50);
+    sched_enqueue(h, "relay.example", 500, a);
+    sched_enqueue(h, "relay.example", 500, b);
+    sched_run(h, 2);
+    /* The second cannot be paid for by what the first has left: it waits,
+     * and then is not preempted back either. */
+    cr_assert_eq(sched_last(a), 499);
+    cr_assert_eq(sched_first(b), 500);
+    sched_free(h);
+}
+
+Test(qmgr_sched, other_destinations_are_not_affected)
+{
+    H      *h;
+    char    small[QUEUE_ID_MAX];
+
+    h = sched_new(5, 0, 100);
+    h_enqueue(h, "relay.example", 1000);
+    sched_enqueue(h, "other.example", 1, small);
+    sched_run(h, 2);
+    /* Round robin over destinations: second request, no slots needed. */
+    cr_assert_eq(sched_first(small), 1);
+    sched_free(h);
+}
+
+/* A preempting message held half-way: the big one gets back the slots it
+ * booked for the requests not sent, the rest still goes out, the held one
+ * after its release. */
+Test(qmgr_sched, hold_of_a_preempting_message)
+{
+    H      *h;
+    char    big[QUEUE_ID_MAX], mid[QUEUE_ID_MAX], small[QUEUE_ID_MAX];
+    size_t  k = 0;
+
+    h = sched_new(5, 3, 50);
+    sched_enqueue(h, "relay.example", 1000, big);
+    sched_enqueue(h, "relay.example", 50, mid);
+    /* The agent keeps requests: the window (5, growing) paces dispatch. */
+    for (int i = 0; i < 1000 && k == 0; i++) {
+	h_run(h);
+	for (size_t j = 0; j < h->nout; j++)
+	    k += strcmp(h->out[j]->msg->queue_id, mid) == 0;
+	if (k)
+	    cr_assert_eq(qmgr_hold(h->q, mid), 0);
+	h_complete_all(h, DELIVERY_SENT);
+    }
+    cr_assert(k > 0 && k <= 20, "medium message requests out at the hold: %zu", k);
+    /* It had booked 50 x 5 slots of the 110 saved and used k: the big one
+     * has 110 - 5k > 0 left, so a new small message goes first at once
+     * (without the refund it would wait for 141 requests). */
+    sched_enqueue(h, "relay.example", 1, small);
+    sched_run(h, 2);
+    cr_assert_eq(sched_first(small), 0);
+    cr_assert_eq(h_state(h, mid), QMGR_MSG_HOLD);
+    cr_assert_eq(h->count[RCPT_SENT], 1000 + 1 + k);
+    cr_assert_eq(qmgr_release(h->q, mid), 0);
+    sched_run(h, 3);
+    cr_assert_eq(h->count[RCPT_SENT], 1051);
+    sched_free(h);
+}
+
 /* ---- scale ---------------------------------------------------------------- */
 
 #ifdef HAVE_JEMALLOC
