@@ -177,7 +177,9 @@ typedef struct QMGR_CONFIG {
     int64_t delay_warning_time_ns;	/* 0: no delay notices */
     int     backoff_jitter_percent;	/* spread of retries, 0..50 */
     size_t  message_active_limit;	/* qmgr_message_active_limit */
-    size_t  message_recipient_limit;	/* qmgr_message_recipient_limit */
+    size_t  message_recipient_limit;	/* qmgr_message_recipient_limit; a
+					 * message expanded in slices uses at
+					 * most 3/4 of it, new ones the rest */
     uint64_t seed;			/* jitter PRNG; 0: from the clock */
 
     /* Clock in nanoseconds on the wall-clock scale (message ages compare it

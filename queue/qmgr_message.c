@@ -10,7 +10,10 @@
  * for its (transport, nexthop) queue (qmgr_deliver.c cuts it into requests
  * of at most dest_recipient_limit); a message with more recipients than
  * there is room for stays on the refill list and is expanded further as
- * recipients complete (as Postfix reads recipients in slices). A pass ends
+ * recipients complete (as Postfix reads recipients in slices), in at most
+ * three quarters of the budget: new messages that fit whole in the rest are
+ * admitted meanwhile, so a big mailing does not hold them out of the active
+ * set (where the scheduler lets them overtake it). A pass ends
  * when no entry waits and no request is out; qmgr_defer.c then decides
  * done / deferred / expired.
  *
@@ -326,25 +329,35 @@ static void qmgr_message_expand(QMGR *q, QMGR_MSG *qm, size_t slots)
     }
 }
 
+/*
+ * Refill first, then new messages. A message refilled in slices (more
+ * recipients than the budget) may take three quarters of the recipient
+ * budget; the last quarter is for new mail, admitted whole while a refill
+ * is going on, so a mailing bigger than the budget does not keep every
+ * later message out of the active set until its last slice.
+ */
 void qmgr_message_admit(QMGR *q)
 {
     size_t  rlimit = q->cfg.message_recipient_limit;
+    size_t  refill_limit = rlimit - rlimit / 4;
 
-    while (!qmgr_link_empty(&q->refill) && q->active_rcpts < rlimit) {
+    while (!qmgr_link_empty(&q->refill) && q->active_rcpts < refill_limit) {
 	QMGR_MSG *qm = QMGR_CONTAINER(q->refill.next, QMGR_MSG, link);
 
-	qmgr_message_expand(q, qm, rlimit - q->active_rcpts);
+	qmgr_message_expand(q, qm, refill_limit - q->active_rcpts);
 	if (qm->cursor < qm->msg->nrcpt)
 	    break;
 	qmgr_link_remove(&qm->link);
 	qm->flags &= ~QMGR_MSG_F_REFILL;
 	qmgr_message_check_pass(q, qm);
     }
-    while (!qmgr_link_empty(&q->incoming) && qmgr_link_empty(&q->refill)
+    while (!qmgr_link_empty(&q->incoming)
 	   && q->n_state[QMGR_MSG_ACTIVE] < q->cfg.message_active_limit
 	   && q->active_rcpts < rlimit) {
 	QMGR_MSG *qm = QMGR_CONTAINER(q->incoming.next, QMGR_MSG, link);
 
+	if (!qmgr_link_empty(&q->refill) && qm->pending > rlimit - q->active_rcpts)
+	    break;			/* only whole ones next to a refill */
 	qmgr_link_remove(&qm->link);
 	qmgr_message_set_state(q, qm, QMGR_MSG_ACTIVE);
 	qmgr_log_active(qm);

@@ -884,10 +884,10 @@ static void answer_record_sent(H *h, DELIVERY_REQUEST *req)
     h_answer_req(req, DELIVERY_SENT, false, NULL);
 }
 
-/* Runs until msgs messages are done; returns h (the order is recorded). */
+/* Runs until msgs messages are done, recording the order (sched_free
+ * forgets it). */
 static void sched_run(H *h, size_t msgs)
 {
-    order.n = 0;
     h->answer = answer_record_sent;
     for (int i = 0; i < 100000 && h->done_msgs < msgs; i++)
 	h_run(h);
@@ -1054,6 +1054,35 @@ Test(qmgr_sched, other_destinations_are_not_affected)
     sched_run(h, 2);
     /* Round robin over destinations: second request, no slots needed. */
     cr_assert_eq(sched_first(small), 1);
+    sched_free(h);
+}
+
+static void cfg_sched_rlimit100(QMGR_CONFIG *c)
+{
+    cfg_sched(c);
+    c->message_recipient_limit = 100;
+}
+
+/* A mailing bigger than qmgr_message_recipient_limit is expanded in slices;
+ * new mail still gets into the active set (a quarter of the budget is kept
+ * for it) and then overtakes the mailing. */
+Test(qmgr_sched, mailing_larger_than_the_active_set)
+{
+    H      *h;
+    char    big[QUEUE_ID_MAX], small[QUEUE_ID_MAX];
+
+    sched_cost = 5, sched_loan = 3, sched_discount = 50;
+    h = h_new(cfg_sched_rlimit100);
+    sched_enqueue(h, "relay.example", 1000, big);
+    h_run(h);				/* 100 expanded, 5 out */
+    cr_assert_eq(h->nout, 5);
+    sched_enqueue(h, "relay.example", 1, small);
+    h_complete_all(h, DELIVERY_SENT);
+    sched_run(h, 2);
+    cr_assert_eq(h->count[RCPT_SENT], 1001);
+    /* Admitted at once (95 + 1 <= 100), first in turn: the mailing has 5
+     * slots. Without that room it would wait for the mailing's last slice. */
+    cr_assert_eq(sched_first(small), 0, "small one sent at %zu", sched_first(small));
     sched_free(h);
 }
 
