@@ -11,6 +11,9 @@
  * outcome hooks, pass end), not the allocator's work on message objects.
  *
  * Usage: bench/qmgr [-n recipients] [-q]   (-q: only the 1M memory run)
+ * The mailing rows: one relay, a mailing of n/2 recipients then n/2
+ * one-recipient messages, one recipient per request (preemption at work,
+ * and with delivery_slot_cost 0, first come first served).
  * Memory is read from jemalloc's "stats.allocated" (after "epoch").
  */
 #include "config.h"
@@ -35,6 +38,9 @@ typedef struct B {
     size_t  sent;
     size_t  requests;
     bool    hold;		/* agent keeps requests (memory run) */
+    int     rcpt_limit;		/* dest_recipient_limit; 0: default */
+    size_t  first_single;	/* requests before the first 1-recipient
+				 * message went out (mailing run) */
     DELIVERY_REQUEST **held;
     size_t  nheld;
 } B;
@@ -43,6 +49,8 @@ static void b_dispatch(void *ctx, DELIVERY_REQUEST *req)
 {
     B      *b = ctx;
 
+    if (req->msg->nrcpt == 1 && b->first_single == SIZE_MAX)
+	b->first_single = b->requests;
     b->requests++;
     if (b->hold) {
 	b->held[b->nheld++] = req;
@@ -55,7 +63,11 @@ static void b_dispatch(void *ctx, DELIVERY_REQUEST *req)
 
 static void b_transport(void *ctx, const char *name, QMGR_TRANSPORT_CONFIG *tc)
 {
+    B      *b = ctx;
+
     (void) name;
+    if (b->rcpt_limit)
+	tc->dest_recipient_limit = b->rcpt_limit;
     tc->dispatch = b_dispatch;
     tc->agent_ctx = ctx;
 }
@@ -141,11 +153,13 @@ static MESSAGE **b_build(size_t nmsg, size_t nrcpt, size_t ndest, size_t *addr_b
     return v;
 }
 
-static QMGR *b_qmgr(B *b, size_t limit)
+static QMGR *b_qmgr(B *b, size_t limit, int cost)
 {
     QMGR_CONFIG cfg;
 
     qmgr_config_defaults(&cfg);
+    if (cost >= 0)
+	cfg.transport_defaults.delivery_slot_cost = cost;
     cfg.transport_config = b_transport;
     cfg.transport_config_ctx = b;
     cfg.hooks.ctx = b;
@@ -168,7 +182,7 @@ static void b_throughput(size_t total_rcpt, size_t ndest, size_t nrcpt, size_t l
     double  c0, c2;
 
     b.done = malloc(nmsg * sizeof(*b.done));
-    q = b_qmgr(&b, limit);
+    q = b_qmgr(&b, limit, -1);
     t0 = time_mono_ns();
     c0 = b_cpu();
     for (size_t i = 0; i < nmsg; i++)
@@ -193,6 +207,48 @@ static void b_throughput(size_t total_rcpt, size_t ndest, size_t nrcpt, size_t l
     free(msgs);
 }
 
+/*
+ * The preemptive scheduler at work: one destination (a relay), a mailing of
+ * total/2 recipients queued first, then total/2 one-recipient messages;
+ * one recipient per request, so every request of the mailing is a delivery
+ * slot and the candidate search runs all the time. cost 0 = FIFO.
+ */
+static void b_mailing(size_t total, int cost)
+{
+    size_t  nsingle = total / 2;
+    MESSAGE **mv = b_build(1, total - nsingle, 1, NULL);
+    MESSAGE *mailing = mv[0];
+    MESSAGE **singles = b_build(nsingle, 1, 1, NULL);
+    B       b = {0};
+    QMGR   *q;
+    int64_t t0, t1;
+    double  c0, c1;
+
+    b.done = malloc((nsingle + 1) * sizeof(*b.done));
+    b.rcpt_limit = 1;
+    b.first_single = SIZE_MAX;
+    snprintf(mailing->queue_id, sizeof(mailing->queue_id), "MAILING");
+    q = b_qmgr(&b, 0, cost);
+    t0 = time_mono_ns();
+    c0 = b_cpu();
+    qmgr_enqueue(q, mailing, 0, 0);
+    for (size_t i = 0; i < nsingle; i++)
+	qmgr_enqueue(q, singles[i], 0, 0);
+    while (b.ndone < nsingle + 1)
+	qmgr_run(q);
+    t1 = time_mono_ns();
+    c1 = b_cpu();
+    printf("| %d | %9zu | %8zu | %6.3f | %10.0f | %10.0f | %zu |\n", cost, total, b.requests,
+	   (double) (t1 - t0) / 1e9, (double) b.requests / ((double) (t1 - t0) / 1e9),
+	   (double) b.requests / (c1 - c0), b.first_single);
+    qmgr_free(q);
+    for (size_t i = 0; i < b.ndone; i++)
+	message_free(b.done[i]);
+    free(b.done);
+    free(singles);
+    free(mv);
+}
+
 static void b_memory(size_t total_rcpt, size_t nrcpt)
 {
     size_t  nmsg = total_rcpt / nrcpt;
@@ -209,7 +265,7 @@ static void b_memory(size_t total_rcpt, size_t nrcpt)
     b.done = malloc(nmsg * sizeof(*b.done));
     b.held = malloc(nmsg * nrcpt * sizeof(*b.held));
     b.hold = true;
-    q = b_qmgr(&b, 2 * total_rcpt);
+    q = b_qmgr(&b, 2 * total_rcpt, -1);
     for (size_t i = 0; i < nmsg; i++)
 	qmgr_enqueue(q, msgs[i], 0, 0);
     qmgr_run(q);			/* all admitted into 10 000 queues */
@@ -279,6 +335,11 @@ int main(int argc, char **argv)
 		b_throughput(total, d, r, 0);
 	b_throughput(total, 10000, 1, 2 * total);
 	b_throughput(total, 10000, 10, 2 * total);
+	printf("\n");
+	printf("| delivery_slot_cost | recipients | requests | seconds | requests/s (wall) | requests/s (CPU) | first single-recipient message after |\n");
+	printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+	b_mailing(total, 5);
+	b_mailing(total, 0);
 	printf("\n");
     }
     printf("| rcpt/msg | queued recipients | message objects B/rcpt | scheduler B/rcpt | total B/rcpt (without address) | address B/rcpt |\n");

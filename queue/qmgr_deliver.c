@@ -27,7 +27,7 @@
 static void qmgr_deliver_done(DELIVERY_REQUEST *req)
 {
     QMGR_REQ *r = req->ctx;
-    QMGR   *q = r->q;
+    QMGR   *q = r->queue->tp->q;	/* immutable while a request is out */
 
     /* After the push the qmgr thread may free r at any moment. */
     if (squeue_push(&q->inbox, &r->node) && q->cfg.hooks.wakeup)
@@ -46,7 +46,6 @@ void qmgr_deliver(QMGR *q, QMGR_QUEUE *queue)
     uint32_t i = e->first;
 
     r->kind = QMGR_EV_DONE;
-    r->q = q;
     r->qm = qm;
     r->queue = queue;
     for (uint32_t k = 0; k < n; k++) {
@@ -70,7 +69,6 @@ void qmgr_deliver(QMGR *q, QMGR_QUEUE *queue)
     req->nexthop = queue->nexthop;
     req->rcpt = r->rcpt;
     req->nrcpt = n;
-    r->nrcpt = n;
     req->active_mono_ns = qm->active_since - q->mono_offset;
     req->queued_mono_ns = q->now - q->mono_offset;
     req->site_failed = false;
@@ -121,7 +119,7 @@ void qmgr_deliver_complete(QMGR *q, QMGR_REQ *r)
 	}
 	mem_free(d->reason);
     }
-    q->active_rcpts -= r->nrcpt;
+    q->active_rcpts -= req->nrcpt;
     queue->last_used = q->now;
     qm->refcount--;
     mem_free(r);

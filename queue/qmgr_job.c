@@ -130,8 +130,9 @@ static QMGR_ENTRY *qmgr_job_candidate(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cu
     return best;
 }
 
-/* The current entry, or the one that has earned the right to preempt it. */
-static QMGR_ENTRY *qmgr_job_preempt(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cur)
+/* The current entry, or the one that has earned the right to preempt it
+ * (called when preemption is on and cur has slots). */
+QMGR_ENTRY *qmgr_job_preempt(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cur)
 {
     const QMGR_TRANSPORT_CONFIG *tc = &queue->tp->cfg;
     int     cost = tc->delivery_slot_cost;
@@ -139,8 +140,7 @@ static QMGR_ENTRY *qmgr_job_preempt(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cur)
     QMGR_ENTRY *e;
     int64_t expected;
 
-    if (cur->slots_available <= 0
-	|| (int64_t) cur->selected + qmgr_job_needed(cur, limit)
+    if ((int64_t) cur->selected + qmgr_job_needed(cur, limit)
 	< (int64_t) tc->minimum_delivery_slots * cost)
 	return cur;
     if ((e = qmgr_job_candidate(q, queue, cur)) == NULL)
@@ -165,25 +165,13 @@ static QMGR_ENTRY *qmgr_job_preempt(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cur)
     return e;
 }
 
-QMGR_ENTRY *qmgr_job_select(QMGR *q, QMGR_QUEUE *queue)
-{
-    QMGR_ENTRY *e = qmgr_job_of(queue->todo.next);
-
-    if (queue->tp->cfg.delivery_slot_cost >= 2)
-	e = qmgr_job_preempt(q, queue, e);
-    e->slots_available++;
-    e->slots_used++;
-    e->selected++;
-    return e;
-}
-
 /*
  * e leaves its queue (nothing left to send, or taken back). Its parent gets
  * back the slots it booked and e did not use; an entry e had preempted is
  * adopted by e's parent, without that refund (as Postfix: only the original
- * parent is paid back).
+ * parent is paid back). The caller unlinks e.
  */
-void    qmgr_job_unlink(QMGR_QUEUE *queue, QMGR_ENTRY *e)
+void    qmgr_job_unstack(QMGR_QUEUE *queue, QMGR_ENTRY *e)
 {
     QMGR_ENTRY *parent = qmgr_job_parent(e);
 
@@ -194,6 +182,4 @@ void    qmgr_job_unlink(QMGR_QUEUE *queue, QMGR_ENTRY *e)
 
 	child->parent = parent ? (uintptr_t) parent | QMGR_JOB_ADOPTED : 0;
     }
-    qmgr_link_remove(&e->qlink);
-    qmgr_job_changed(queue);
 }

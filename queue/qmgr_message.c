@@ -307,11 +307,14 @@ static void qmgr_message_expand(QMGR *q, QMGR_MSG *qm, size_t slots)
 	}
 	qm->rnext[i] = QMGR_NO_RCPT;
 	if (e == NULL) {
-	    e = MEM_NEW(QMGR_ENTRY);
+	    e = mem_alloc(sizeof(*e));	/* not calloc: a hot path */
 	    e->qm = qm;
 	    e->queue = queue;
+	    e->parent = 0;
 	    e->first = e->last = i;
 	    e->count = 1;
+	    e->selected = 0;
+	    e->slots_available = e->slots_used = 0;
 	    qmgr_link_append(&queue->todo, &e->qlink);
 	    qmgr_link_append(&qm->entries, &e->mlink);
 	    qm->refcount++;

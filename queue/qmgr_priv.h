@@ -197,6 +197,7 @@ struct QMGR_QUEUE {
 };
 
 struct QMGR_TRANSPORT {
+    QMGR   *q;			/* set once: read by qmgr_deliver_done() */
     char   *name;
     QMGR_TRANSPORT_CONFIG cfg;
     int64_t rate_T;		/* GCRA emission interval; 0: no rate */
@@ -216,10 +217,9 @@ enum { QMGR_EV_DONE = 1, QMGR_EV_SUBMIT, QMGR_EV_CONTROL };
 typedef struct QMGR_REQ {
     SQUEUE_NODE node;
     int     kind;		/* QMGR_EV_DONE */
-    QMGR   *q;
     QMGR_MSG *qm;
-    QMGR_QUEUE *queue;
-    size_t  nrcpt;		/* as dispatched (the agent may not change it) */
+    QMGR_QUEUE *queue;		/* ->tp->q: the QMGR (448 bytes with one
+				 * recipient: an allocator size class) */
     DELIVERY_REQUEST req;
     DELIVERY_RCPT rcpt[];
 } QMGR_REQ;
@@ -315,14 +315,38 @@ static inline char (*qmgr_msg_dsns(const QMGR_MSG *qm))[QMGR_DSN_SIZE]
     return qm->extra ? qm->extra->dsn : NULL;
 }
 
-/* qmgr_job.c */
-QMGR_ENTRY *qmgr_job_select(QMGR *q, QMGR_QUEUE *queue);
-void    qmgr_job_unlink(QMGR_QUEUE *queue, QMGR_ENTRY *e);
+/* qmgr_job.c; the common cases inline (one-request messages never preempt
+ * nor are preempted: they must not pay for it). */
+QMGR_ENTRY *qmgr_job_preempt(QMGR *q, QMGR_QUEUE *queue, QMGR_ENTRY *cur);
+void    qmgr_job_unstack(QMGR_QUEUE *queue, QMGR_ENTRY *e);
 
 /* The queue's entries changed: forget the preemption candidate. */
 static inline void qmgr_job_changed(QMGR_QUEUE *queue)
 {
     queue->cand_current = NULL;
+}
+
+/* The entry the queue sends from now, its slot counted. */
+static inline QMGR_ENTRY *qmgr_job_select(QMGR *q, QMGR_QUEUE *queue)
+{
+    QMGR_ENTRY *e = QMGR_CONTAINER(queue->todo.next, QMGR_ENTRY, qlink);
+
+    if (e->slots_available > 0 && queue->tp->cfg.delivery_slot_cost >= 2)
+	e = qmgr_job_preempt(q, queue, e);
+    e->slots_available++;
+    e->slots_used++;
+    e->selected++;
+    return e;
+}
+
+/* e leaves its queue. Only a stacked entry (one that preempted another, or
+ * that may have been preempted: not the head) needs the slow path. */
+static inline void qmgr_job_unlink(QMGR_QUEUE *queue, QMGR_ENTRY *e)
+{
+    if (e->parent != 0 || e->qlink.prev != &queue->todo)
+	qmgr_job_unstack(queue, e);
+    qmgr_link_remove(&e->qlink);
+    qmgr_job_changed(queue);
 }
 
 /* qmgr_deliver.c */

@@ -32,6 +32,7 @@ QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
 	    return q->last_tp = tp;
     }
     tp = MEM_NEW(QMGR_TRANSPORT);
+    tp->q = q;
     tp->name = mem_strdup(name);
     tp->cfg = q->cfg.transport_defaults;
     if (q->cfg.transport_config)
