@@ -300,6 +300,33 @@ with Sink(hold=0.2) as sink, Instance(main={
     tap.ok(sink.sessions == first, "the second burst reused the cached connections "
            "(%d connections in all, %d after the first burst)" % (sink.sessions, first))
 
+# ------------------------------------------- (b3) preemption (delivery slots)
+# A 60-recipient mailing to one relay, one recipient per delivery, one
+# session at a time; a 1-recipient message queued while it runs goes out
+# within a few deliveries (Postfix's preemptive scheduler), not after the
+# mailing. With smtp_delivery_slot_cost = 0 (preemption off, the per-
+# transport override) it waits for the whole mailing.
+def preempt_position(extra):
+    main = {"relayhost": "[127.0.0.1]:%d", "smtp_destination_recipient_limit": "1",
+            "smtp_destination_concurrency_limit": "1", "initial_destination_concurrency": "1"}
+    main.update(extra)
+    with Sink(hold=0.03) as sink, Instance(main=dict(main, relayhost=main["relayhost"]
+                                                     % sink.port)) as inst:
+        inst.start()
+        inject(inst.port, [(["bulk%d@example.com" % i for i in range(60)], "mailing")])
+        wait_for(lambda: len(sink.delivered()) >= 3, 30, "the mailing under way")
+        inject(inst.port, [(["single@example.com"], "single")])
+        wait_for(lambda: len(sink.delivered()) >= 61, 60, "61 deliveries")
+        order = [t["subject"] for t in sorted(sink.delivered(), key=lambda t: t["end"])]
+        return order.index("single")
+
+
+pos = preempt_position({})
+tap.ok(pos <= 12, "preemption: a single message behind a 60-recipient mailing is delivered "
+       "as number %d of 61, not last" % (pos + 1))
+pos = preempt_position({"smtp_delivery_slot_cost": "0"})
+tap.eq(pos, 60, "smtp_delivery_slot_cost = 0: first come, first served (the single goes last)")
+
 # ------------------------------------------------------- (c) rate limits
 K = 6
 with Sink() as sink, Instance(main={
