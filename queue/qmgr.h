@@ -242,6 +242,8 @@ int     qmgr_flush_message(QMGR *q, const char *queue_id);	/* postqueue -i */
 int     qmgr_hold(QMGR *q, const char *queue_id);		/* postsuper -h */
 int     qmgr_release(QMGR *q, const char *queue_id);		/* postsuper -H */
 int     qmgr_delete(QMGR *q, const char *queue_id);		/* postsuper -d */
+/* postfix reload: every transport asks transport_config() again. */
+void    qmgr_reconfigure(QMGR *q);
 
 /* postsuper -r: the recipients' new routes (trivial-rewrite with the current
  * configuration, already journaled). Deferred recipients become pending and
@@ -311,6 +313,7 @@ enum qmgr_ctl_op {
     QMGR_CTL_HOLD, QMGR_CTL_RELEASE, QMGR_CTL_DELETE,
     QMGR_CTL_LIST, QMGR_CTL_LIST_DEST, QMGR_CTL_STATS,
     QMGR_CTL_REQUEUE,
+    QMGR_CTL_RECONFIGURE,	/* qmgr_reconfigure() */
 };
 
 typedef struct QMGR_CONTROL {

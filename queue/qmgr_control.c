@@ -295,6 +295,10 @@ void qmgr_control_run(QMGR *q, QMGR_CONTROL *ctl)
     case QMGR_CTL_FLUSH_ALL:
 	ctl->result = (long) qmgr_flush_all(q);
 	break;
+    case QMGR_CTL_RECONFIGURE:
+	qmgr_reconfigure(q);
+	ctl->result = 0;
+	break;
     case QMGR_CTL_FLUSH_SITE:
 	ctl->result = ctl->site ? (long) qmgr_flush_site(q, ctl->transport, ctl->site) : -1;
 	break;

@@ -19,24 +19,13 @@
 #include "engine/msg.h"
 #include "queue/qmgr_priv.h"
 
-QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
+/* The transport's settings from the engine (again after a reload), made
+ * consistent. */
+static void qmgr_transport_configure(QMGR *q, QMGR_TRANSPORT *tp)
 {
-    QMGR_TRANSPORT *tp = q->last_tp;
-    QMGR_LINK *l;
-
-    if (tp && strcmp(tp->name, name) == 0)
-	return tp;
-    for (l = q->transports.next; l != &q->transports; l = l->next) {
-	tp = QMGR_CONTAINER(l, QMGR_TRANSPORT, all_link);
-	if (strcmp(tp->name, name) == 0)
-	    return q->last_tp = tp;
-    }
-    tp = MEM_NEW(QMGR_TRANSPORT);
-    tp->q = q;
-    tp->name = mem_strdup(name);
     tp->cfg = q->cfg.transport_defaults;
     if (q->cfg.transport_config)
-	q->cfg.transport_config(q->cfg.transport_config_ctx, name, &tp->cfg);
+	q->cfg.transport_config(q->cfg.transport_config_ctx, tp->name, &tp->cfg);
     if (tp->cfg.initial_dest_concurrency < 1)
 	tp->cfg.initial_dest_concurrency = 1;
     if (tp->cfg.dest_concurrency_limit > 0
@@ -52,6 +41,8 @@ QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
 	tp->cfg.delivery_slot_discount = 100;
     if (tp->cfg.minimum_delivery_slots < 0)
 	tp->cfg.minimum_delivery_slots = 0;
+    tp->rate_T = 0;
+    tp->rate_tau = 0;
     if (tp->cfg.dest_message_rate.count > 0 && tp->cfg.dest_message_rate.period_ns > 0) {
 	const QMGR_RATE *r = &tp->cfg.dest_message_rate;
 	int64_t burst = r->burst;
@@ -65,6 +56,43 @@ QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
 	    burst = 1;
 	tp->rate_tau = (burst - 1) * tp->rate_T;
     }
+}
+
+/*
+ * "postfix reload": every transport takes its settings again (limits,
+ * feedback, rates, delivery slots), and every destination is looked at
+ * anew, since a limit may have gone up. O(destinations), once per reload.
+ */
+void qmgr_reconfigure(QMGR *q)
+{
+    q->now = qmgr_clock(q);
+    for (QMGR_LINK *l = q->transports.next; l != &q->transports; l = l->next) {
+	QMGR_TRANSPORT *tp = QMGR_CONTAINER(l, QMGR_TRANSPORT, all_link);
+
+	qmgr_transport_configure(q, tp);
+	for (size_t i = 0; i < tp->cap; i++)
+	    if (tp->slot[i] && !tp->slot[i]->in_ready)
+		qmgr_queue_kick(q, tp->slot[i]);
+	qmgr_transport_kick(q, tp);
+    }
+}
+
+QMGR_TRANSPORT *qmgr_transport_find(QMGR *q, const char *name)
+{
+    QMGR_TRANSPORT *tp = q->last_tp;
+    QMGR_LINK *l;
+
+    if (tp && strcmp(tp->name, name) == 0)
+	return tp;
+    for (l = q->transports.next; l != &q->transports; l = l->next) {
+	tp = QMGR_CONTAINER(l, QMGR_TRANSPORT, all_link);
+	if (strcmp(tp->name, name) == 0)
+	    return q->last_tp = tp;
+    }
+    tp = MEM_NEW(QMGR_TRANSPORT);
+    tp->q = q;
+    tp->name = mem_strdup(name);
+    qmgr_transport_configure(q, tp);
     qmgr_link_init(&tp->ready);
     qmgr_link_init(&tp->ready_link);
     tp->cap = 16;

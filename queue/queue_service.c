@@ -510,10 +510,15 @@ static void qs_stop(void)
 static void qs_reload(void)
 {
     STR     why = STR_INIT;
+    QMGR_CONTROL ctl;
 
     if (qs_routing_update(&why) < 0)
 	msg_warn("reload: trivial-rewrite: %s; queued mail keeps its routes", STR_DATA(&why));
     str_release(&why);
+    /* Per-transport limits, rates and delivery slots. */
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.op = QMGR_CTL_RECONFIGURE;
+    queue_service_control(&ctl);
 }
 
 const ENGINE_COMPONENT queue_component = {"queue", qs_start, qs_stop, qs_reload};

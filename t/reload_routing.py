@@ -5,7 +5,8 @@ cleanup restart; qmgr resolves recipients when it activates a message).
 relayhost points at a port where nothing listens: m1 is deferred. Then
 `postconf -e relayhost=<sink>` and `postfix reload`: new mail (m2) goes to
 the sink, and after `postqueue -f` so does m1. A header_checks
-rule added by reload applies to the next message. A reload with a
+rule added by reload applies to the next message; a rate limit removed
+by reload lets the mail it held back go. A reload with a
 transport_maps table that cannot be opened keeps the old settings and
 says so.
 """
@@ -78,6 +79,29 @@ with Server(sink) as srv, Instance(main={
     tap.ok(inst.wait_log(r"hold: header Subject: hold me"), "header_checks from the reload apply")
     tap.ok(re.search(r"^\w+!", inst.cmd("mailq").stdout, re.M), "the message is on hold",
            inst.cmd("mailq").stdout)
+
+    # qmgr's per-transport limits: a rate of one message an hour holds the
+    # second and third message back; without it after a reload they go.
+    inst.cmd("postconf", "-e", "smtp_destination_message_rate_limit=1/h", check=True)
+    reload(inst)
+    for i in range(3):
+        send(inst.port, "rate%d@example.com" % i, "rate %d" % i)
+    tap.ok(inst.wait_log(r"to=<rate\d@example\.com>, relay=127\.0\.0\.1.*status=sent"),
+           "rate limit 1/h: the first message goes")
+    queued = inst.cmd("mailq").stdout
+    tap.eq(len(re.findall(r"rate\d@example\.com", queued)), 2,
+           "the other two wait for the rate limit")
+    inst.cmd("postconf", "-X", "smtp_destination_message_rate_limit", check=True)
+    reload(inst)
+
+    def all_sent():
+        return len(re.findall(r"to=<rate\d@example\.com>, relay=127\.0\.0\.1.*status=sent",
+                              inst.log())) == 3
+    try:
+        wait_for(all_sent, 30, "the other two after the reload")
+    except TimeoutError:
+        pass
+    tap.ok(all_sent(), "the rate limit removed by a reload: the other two go at once")
 
     # A table that cannot be opened: the old settings stay.
     inst.cmd("postconf", "-e", "transport_maps=hash:%s/no-such-table" % inst.etc, check=True)
