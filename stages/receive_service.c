@@ -70,7 +70,10 @@ typedef struct RS_ROUTING {
 static RS_ROUTING *rs_routing;		/* atomic pointer */
 static SMTPD *rs_smtpd[RS_MAX_SMTPD];
 static SMTPD_CONFIG *rs_smtpd_cfg[RS_MAX_SMTPD];
+static char *rs_smtpd_view[RS_MAX_SMTPD];	/* "name/inet": its -o view */
 static size_t rs_nsmtpd;
+static SMTPD_CONFIG **rs_smtpd_retired;	/* replaced by reloads, freed at stop */
+static size_t rs_nretired;
 
 static void rs_job_end(RS_JOB *job, int code, const char *text)
 {
@@ -319,13 +322,15 @@ static int rs_start_smtpd(const MASTERCF_SERVICE *svc, STR *why)
     for (size_t i = 0; i < n; i++)
 	mem_free(addrs[i]);
     mem_free(addrs);
-    str_release(&view);
     if (rs_smtpd[rs_nsmtpd] == NULL) {
 	str_printf(why, "smtpd service %s: %s", svc->name, STR_DATA(&err));
 	smtpd_config_free(cfg);
+	str_release(&view);
 	str_release(&err);
 	return -1;
     }
+    rs_smtpd_view[rs_nsmtpd] = mem_strdup(STR_DATA(&view));
+    str_release(&view);
     rs_nsmtpd++;
     str_release(&err);
     return 0;
@@ -382,7 +387,12 @@ static void rs_stop(void)
     while (rs_nsmtpd > 0) {
 	smtpd_stop(rs_smtpd[--rs_nsmtpd]);
 	smtpd_config_free(rs_smtpd_cfg[rs_nsmtpd]);
+	mem_free(rs_smtpd_view[rs_nsmtpd]);
     }
+    while (rs_nretired > 0)
+	smtpd_config_free(rs_smtpd_retired[--rs_nretired]);
+    mem_free(rs_smtpd_retired);
+    rs_smtpd_retired = NULL;
     pthread_mutex_lock(&rs_internal_lock);
     rs_internal_open = false;
     while (rs_internal_out > 0)
@@ -407,6 +417,23 @@ static void rs_reload(void)
 
     if (rs_routing_update(&why) < 0)
 	msg_warn("reload: cleanup: %s; keeping the old settings", STR_DATA(&why));
+    /* smtpd: new clients get the reloaded settings (restrictions, limits,
+     * banner, TLS); listeners stay as they are until a restart. */
+    for (size_t i = 0; i < rs_nsmtpd; i++) {
+	SMTPD_CONFIG *cfg;
+
+	str_reset(&why);
+	if ((cfg = smtpd_config_build(rs_param, rs_smtpd_view[i], &why)) == NULL) {
+	    msg_warn("reload: smtpd service %s: %s; keeping the old settings",
+		     rs_smtpd_view[i], STR_DATA(&why));
+	    continue;
+	}
+	rs_smtpd_retired = mem_realloc(rs_smtpd_retired,
+				       (rs_nretired + 1) * sizeof(*rs_smtpd_retired));
+	rs_smtpd_retired[rs_nretired++] = rs_smtpd_cfg[i];
+	rs_smtpd_cfg[i] = cfg;
+	smtpd_set_config(rs_smtpd[i], cfg);
+    }
     str_release(&why);
 }
 

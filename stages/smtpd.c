@@ -72,6 +72,7 @@ typedef struct CONN {
     struct CONN *run_next;		/* in the run-again queue */
     struct CONN *dead_next;		/* in the list of sessions to free */
     int     list;			/* which list, L_* */
+    const SMTPD_CONFIG *cfg;		/* as it was when the client came */
     bool    queued;			/* in the run-again queue */
     bool    dead;			/* client gone while parked */
     enum conn_state state;
@@ -359,7 +360,7 @@ static void list_append(CONN_LIST *l, int which, CONN *c)
 /* Progress: the timeout starts again. */
 static void conn_touch(SMTPD_THREAD *t, CONN *c)
 {
-    c->deadline = time_mono_ns() + (int64_t) t->smtpd->cfg->timeout_s * TIME_NS_PER_SEC;
+    c->deadline = time_mono_ns() + (int64_t) c->cfg->timeout_s * TIME_NS_PER_SEC;
     list_append(&t->run, L_RUN, c);
 }
 
@@ -530,7 +531,7 @@ static void conn_run(SMTPD_THREAD *t, CONN *c)
 	    conn_interest(t, c, 0);
 	    return;
 	case SMTPD_EV_STARTTLS:
-	    c->tls = smtpd_tls_new(s->cfg->tls_ctx, c->fd);
+	    c->tls = smtpd_tls_new(c->cfg->tls_ctx, c->fd);
 	    c->state = S_HANDSHAKE;
 	    conn_handshake(t, c);
 	    return;
@@ -717,7 +718,9 @@ static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss)
     c->thread = t;
     c->state = S_RUN;
     c->events = EPOLLIN;
-    c->proto = smtpd_proto_new(s->cfg, &peer, &hooks);
+    /* A reload (smtpd_set_config) applies to the clients that come after. */
+    c->cfg = __atomic_load_n(&s->cfg, __ATOMIC_ACQUIRE);
+    c->proto = smtpd_proto_new(c->cfg, &peer, &hooks);
     t->nconns++;
     __atomic_add_fetch(&s->sessions, 1, __ATOMIC_RELAXED);
     if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -1015,6 +1018,11 @@ int     smtpd_listen_socket(const char *spec, STR *err)
 	str_printf(err, "cannot listen on %s: %m", spec);
     freeaddrinfo(res);
     return fd;
+}
+
+void    smtpd_set_config(SMTPD *s, const SMTPD_CONFIG *cfg)
+{
+    __atomic_store_n(&s->cfg, cfg, __ATOMIC_RELEASE);
 }
 
 SMTPD  *smtpd_start(const SMTPD_OPTS *opts, STR *err)

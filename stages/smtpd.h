@@ -86,6 +86,9 @@ SMTPD  *smtpd_start(const SMTPD_OPTS *opts, STR *err);
  * joins the threads and closes the sockets smtpd opened itself. */
 void    smtpd_stop(SMTPD *smtpd);
 void    smtpd_wakeup(SMTPD *smtpd);	/* back-pressure relieved */
+/* postfix reload: clients that connect from now on get cfg (the caller
+ * keeps the old one alive until smtpd_stop: sessions still use it). */
+void    smtpd_set_config(SMTPD *smtpd, const SMTPD_CONFIG *cfg);
 size_t  smtpd_session_count(SMTPD *smtpd);
 /* Bound port of the first listener (for tests binding port 0). */
 int     smtpd_port(SMTPD *smtpd);

@@ -80,6 +80,22 @@ with Server(sink) as srv, Instance(main={
     tap.ok(re.search(r"^\w+!", inst.cmd("mailq").stdout, re.M), "the message is on hold",
            inst.cmd("mailq").stdout)
 
+    # smtpd: clients that connect after the reload get the new settings.
+    inst.cmd("postconf", "-e", "smtpd_banner=$myhostname ESMTP reloaded banner", check=True)
+    inst.cmd("postconf", "-e", "smtpd_recipient_restrictions=check_recipient_access "
+             "inline:{ blocked.test=REJECT }, permit_mynetworks, "
+             "reject_unauth_destination", check=True)
+    reload(inst)
+    c = smtplib.SMTP()
+    code, banner = c.connect("127.0.0.1", inst.port)
+    tap.ok(code == 220 and b"reloaded banner" in banner, "smtpd_banner from the reload", banner)
+    c.ehlo("client.test")
+    c.mail("me@sluice.test")
+    code, text = c.rcpt("someone@blocked.test")
+    tap.ok(code == 554 and b"Recipient address rejected: Access denied" in text,
+           "smtpd_recipient_restrictions from the reload", (code, text))
+    c.quit()
+
     # qmgr's per-transport limits: a rate of one message an hour holds the
     # second and third message back; without it after a reload they go.
     inst.cmd("postconf", "-e", "smtp_destination_message_rate_limit=1/h", check=True)
