@@ -13,9 +13,9 @@
  *   "mail for %s loops back to myself" (5.4.6, SMTP only).
  *   Transaction: [RSET] MAIL FROM (SIZE, BODY=8BITMIME, SMTPUTF8, RET,
  *   ENVID as the server offers them), RCPT TO (NOTIFY, ORCPT with DSN),
- *   DATA, content dot-stuffed, ".". With PIPELINING, MAIL, every RCPT and
- *   DATA go out in one write and the replies are matched in order. LMTP
- *   reads one reply per accepted recipient after ".".
+ *   DATA, content dot-stuffed, ".". With PIPELINING, [RSET,] MAIL, every
+ *   RCPT and DATA go out in one write and the replies are matched in
+ *   order. LMTP reads one reply per accepted recipient after ".".
  *   Address verification probes (msg->probe) stop after the RCPT replies:
  *   no DATA; a 2xx RCPT reply is the recipient's "sent" result, and the
  *   open transaction is cleared by the RSET that precedes the session's
@@ -755,6 +755,14 @@ enum smtp_proto_event smtp_proto_begin(SMTP_PROTO *p, SMTP_TXN *txn, bool reset)
     if (reset) {
 	smtp_proto_send(p, "RSET");
 	smtp_proto_expect(p, CMD_RSET, 0);
+	/*
+	 * With PIPELINING, RSET may open the group (RFC 2920): one write and
+	 * one round trip per message instead of two. A stale session still
+	 * shows at the RSET reply (the RSET phase lasts until it comes), and
+	 * the commands after it die with the session.
+	 */
+	if (p->pipelining)
+	    smtp_proto_start_mail(p);
 	p->phase = SMTP_PH_RSET;
     } else
 	smtp_proto_start_mail(p);
@@ -835,7 +843,10 @@ static enum smtp_proto_event smtp_proto_txn_reply(SMTP_PROTO *p)
 	    p->state = ST_DEAD;
 	    return SMTP_EV_RESET_FAIL;
 	}
-	smtp_proto_start_mail(p);
+	if (p->pipelining)
+	    p->phase = SMTP_PH_MAIL;	/* the rest went out with the RSET */
+	else
+	    smtp_proto_start_mail(p);
 	return SMTP_EV_WAIT;
     case CMD_MAIL:
 	if (code / 100 != 2) {

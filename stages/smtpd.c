@@ -107,6 +107,8 @@ typedef struct LISTENER {
     int     kind;			/* K_LISTEN */
     int     fd;
     bool    owned;
+    bool    nodelay;			/* accepted sockets inherit TCP_NODELAY */
+    char    laddr[INET6_ADDRSTRLEN + 1];	/* bound to one address: it */
 } LISTENER;
 
 struct SMTPD_THREAD {
@@ -687,7 +689,9 @@ static void conn_peer_text(const struct sockaddr_storage *ss, char *addr, size_t
     }
 }
 
-static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss)
+/* l: the listener that accepted fd, NULL for an adopted socket. */
+static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss,
+		     const LISTENER *l)
 {
     SMTPD  *s = t->smtpd;
     CONN   *c = MEM_NEW(CONN);
@@ -703,9 +707,13 @@ static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss)
      * input anyway, and that saves an epoll_ctl per session. */
     struct epoll_event ev = {.events = EPOLLIN,.data.ptr = c};
 
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Two system calls per session saved when the listener tells. */
+    if (l == NULL || !l->nodelay)
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     conn_peer_text(ss, addr, sizeof(addr), &port);
-    if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
+    if (l != NULL && l->laddr[0])
+	snprintf(laddr, sizeof(laddr), "%s", l->laddr);
+    else if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
 	conn_peer_text(&local, laddr, sizeof(laddr), &lport);
     bool    loopback = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
     SMTPD_PEER peer = {
@@ -736,11 +744,16 @@ static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss)
     conn_run(t, c);
 }
 
+/*
+ * One connection per listener event: the listener is level-triggered, so
+ * the next epoll_wait reports it again while more wait, and the accept4()
+ * that would return EAGAIN is saved (0.3 per message with 20 clients).
+ */
 static void smtpd_accept(SMTPD_THREAD *t, LISTENER *l)
 {
     static int64_t last_warn;
 
-    for (int k = 0; k < 64; k++) {
+    for (int k = 0; k < 8; k++) {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	int     fd = accept4(l->fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -758,7 +771,8 @@ static void smtpd_accept(SMTPD_THREAD *t, LISTENER *l)
 	    }
 	    return;
 	}
-	conn_new(t, fd, &ss);
+	conn_new(t, fd, &ss, l);
+	return;
     }
 }
 
@@ -775,7 +789,7 @@ static void thread_adopt(SMTPD_THREAD *t, ADOPTED *a)
 	    close(a->fd);		/* stopping, or the client is gone */
 	} else {
 	    fcntl(a->fd, F_SETFL, fcntl(a->fd, F_GETFL) | O_NONBLOCK);
-	    conn_new(t, a->fd, &ss);
+	    conn_new(t, a->fd, &ss, NULL);
 	}
 	mem_free(a);
 	a = next;
@@ -1025,6 +1039,31 @@ void    smtpd_set_config(SMTPD *s, const SMTPD_CONFIG *cfg)
     __atomic_store_n(&s->cfg, cfg, __ATOMIC_RELEASE);
 }
 
+/*
+ * What every session of this listener would ask the kernel for: TCP_NODELAY
+ * set here is inherited by accepted sockets (Linux), and a listener bound
+ * to one address has that address as every session's local address.
+ */
+static void listener_prepare(LISTENER *l, int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char    a[INET6_ADDRSTRLEN + 1];
+    int     p, one = 1;
+
+    l->nodelay = setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+    if (getsockname(l->fd, (struct sockaddr *) &ss, &len) != 0)
+	return;
+    conn_peer_text(&ss, a, sizeof(a), &p);
+    if (port)
+	*port = p;
+    if ((ss.ss_family == AF_INET
+	 && ((struct sockaddr_in *) &ss)->sin_addr.s_addr != htonl(INADDR_ANY))
+	|| (ss.ss_family == AF_INET6
+	    && !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *) &ss)->sin6_addr)))
+	snprintf(l->laddr, sizeof(l->laddr), "%s", a);
+}
+
 SMTPD  *smtpd_start(const SMTPD_OPTS *opts, STR *err)
 {
     SMTPD  *s;
@@ -1064,14 +1103,8 @@ SMTPD  *smtpd_start(const SMTPD_OPTS *opts, STR *err)
 	    return NULL;
 	}
     }
-    if (s->nlisteners > 0) {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char    a[INET6_ADDRSTRLEN + 1];
-
-	if (getsockname(s->listeners[0].fd, (struct sockaddr *) &ss, &len) == 0)
-	    conn_peer_text(&ss, a, sizeof(a), &s->port);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+	listener_prepare(&s->listeners[i], i == 0 ? &s->port : NULL);
     s->nthreads = opts->threads > 0 ? opts->threads : 1;
     s->threads = mem_calloc((size_t) s->nthreads, sizeof(SMTPD_THREAD));
     for (int i = 0; i < s->nthreads; i++) {

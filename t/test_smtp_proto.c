@@ -303,13 +303,36 @@ Test(smtp_proto, reused_session_sends_rset_first)
 {
     T       t;
 
+    /* Without PIPELINING: RSET, then MAIL after its reply. */
     t_init(&t, false, "x\r\n", 1);
-    t_ehlo(&t, EHLO_PIPE);
+    t_ehlo(&t, "250-mx\r\n250 SIZE 1000\r\n");
     smtp_proto_begin(t.p, &t.txn, true);
     EXPECT_OUT(&t, "RSET\r\n");
     cr_assert_eq(smtp_proto_timeout_secs(t.p), 20);
     t_in(&t, "250 ok\r\n");
-    EXPECT_OUT(&t, "MAIL FROM:<s@example.org> SIZE=3\r\nRCPT TO:<a@example.com>\r\nDATA\r\n");
+    EXPECT_OUT(&t, "MAIL FROM:<s@example.org> SIZE=3\r\n");
+    t_free(&t);
+
+    /* With PIPELINING: RSET opens the group; its timeout until it is answered. */
+    t_init(&t, false, "x\r\n", 1);
+    t_ehlo(&t, EHLO_PIPE);
+    smtp_proto_begin(t.p, &t.txn, true);
+    EXPECT_OUT(&t, "RSET\r\nMAIL FROM:<s@example.org> SIZE=3\r\nRCPT TO:<a@example.com>\r\n"
+	       "DATA\r\n");
+    cr_assert_eq(smtp_proto_timeout_secs(t.p), 20);
+    cr_assert_eq(t_in(&t, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"), SMTP_EV_WAIT);
+    EXPECT_OUT(&t, "x\r\n.\r\n");
+    cr_assert_eq(t_in(&t, "250 queued\r\n"), SMTP_EV_TXN_DONE);
+    cr_assert_eq(t.res[0].status, DELIVERY_SENT);
+    t_free(&t);
+
+    /* A stale session that closes after RSET's pipeline: dropped quietly. */
+    t_init(&t, false, "x\r\n", 1);
+    t_ehlo(&t, EHLO_PIPE);
+    smtp_proto_begin(t.p, &t.txn, true);
+    free(t_out(&t));
+    cr_assert_eq(t_in(&t, "421 closing\r\n"), SMTP_EV_RESET_FAIL);
+    cr_assert_not(t.res[0].set);
     t_free(&t);
 
     t_init(&t, false, "x\r\n", 1);
