@@ -47,11 +47,19 @@ void    cleanup_body_rest(CLEANUP_STATE *st, const char *data, size_t len)
     str_append(&st->out, data, len);
     p = st->out.data + start;
     if (st->ctx->cfg.replace_stray_cr_lf) {
-	for (size_t i = 0; i < len; i++) {
-	    if (p[i] == '\r' && (i + 1 >= len || p[i + 1] != '\n'))
-		p[i] = ' ';
-	    else if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
-		p[i] = ' ';
+	/* Line by line with memchr: a CR is stray unless an LF follows, an
+	 * LF unless a CR precedes (the CR of a CRLF is never replaced). */
+	for (size_t i = 0; i < len;) {
+	    char   *nl = memchr(p + i, '\n', len - i);
+	    size_t  e = nl ? (size_t) (nl - p) : len;
+	    size_t  stop = nl && e > i && p[e - 1] == '\r' ? e - 1 : e;
+
+	    for (char *cr = memchr(p + i, '\r', stop - i); cr;
+		 cr = memchr(cr + 1, '\r', (size_t) (p + stop - cr - 1)))
+		*cr = ' ';
+	    if (nl && (e == 0 || p[e - 1] != '\r'))
+		*nl = ' ';
+	    i = e + 1;
 	}
     }
     if (len < 2 || p[len - 2] != '\r' || p[len - 1] != '\n')

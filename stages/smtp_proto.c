@@ -778,16 +778,20 @@ bool    smtp_proto_fill(SMTP_PROTO *p, size_t want)
 	return false;
     smtp_proto_body(p, &data, &len);
     while (p->out.len < want && p->body_off < len) {
-	const char *start = data + p->body_off;
-	const char *nl = memchr(start, '\n', len - p->body_off);
-	size_t  n = nl ? (size_t) (nl - start) + 1 : len - p->body_off;
+	const char *start = data + p->body_off, *q = start, *end = data + len;
 
 	/* Dot-stuff: a line that starts with "." gets one more. */
 	if (p->body_bol && *start == '.')
 	    str_putc(&p->out, '.');
-	str_append(&p->out, start, n);
-	p->body_off += n;
-	p->body_bol = nl != NULL;
+	/* Then the lines up to the next such one, in one append. */
+	do {
+	    const char *nl = memchr(q, '\n', (size_t) (end - q));
+
+	    q = nl ? nl + 1 : end;
+	    p->body_bol = nl != NULL;
+	} while (q < end && *q != '.' && p->out.len + (size_t) (q - start) < want);
+	str_append(&p->out, start, (size_t) (q - start));
+	p->body_off += (size_t) (q - start);
     }
     if (p->body_off < len)
 	return true;

@@ -75,6 +75,24 @@ static void data_eol(SMTPD_DATA *d, bool crlf)
     d->state = D_BOL;
 }
 
+/* Length of the leading lines of buf that end in <CR><LF> and hold no other
+ * <CR> or <LF>, stopping before a line that starts with "." (DATA). */
+static size_t data_crlf_run(const SMTPD_DATA *d, const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+
+    while (p < end) {
+	const char *nl = memchr(p, '\n', (size_t) (end - p));
+
+	if (nl == NULL || nl == p || nl[-1] != '\r' || memchr(p, '\r', (size_t) (nl - 1 - p)))
+	    break;
+	p = nl + 1;
+	if (p < end && *p == '.' && !d->bdat)
+	    break;
+    }
+    return (size_t) (p - buf);
+}
+
 size_t smtpd_data_feed(SMTPD_DATA *d, const char *buf, size_t len)
 {
     size_t i = 0;
@@ -133,6 +151,21 @@ size_t smtpd_data_feed(SMTPD_DATA *d, const char *buf, size_t len)
 	case D_LINE:{
 		const char *start = buf + i;
 		size_t n = 0;
+
+		/*
+		 * Whole lines ended in <CR><LF>, none of the next ones
+		 * starting with ".", go in one append: the same bytes as
+		 * line by line, at memchr speed (100 KiB bodies).
+		 */
+		size_t run = data_crlf_run(d, start, len - i);
+
+		if (run > 0) {
+		    data_put(d, start, run);
+		    i += run;
+		    d->prev_crlf = true;
+		    d->state = D_BOL;
+		    continue;
+		}
 
 		while (i + n < len && start[n] != '\r' && start[n] != '\n')
 		    n++;
