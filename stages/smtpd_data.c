@@ -75,8 +75,11 @@ static void data_eol(SMTPD_DATA *d, bool crlf)
     d->state = D_BOL;
 }
 
-/* Length of the leading lines of buf that end in <CR><LF> and hold no other
- * <CR> or <LF>, stopping before a line that starts with "." (DATA). */
+/*
+ * Length of the leading lines of buf that end in <CR><LF>, stopping before
+ * a line that starts with "." (DATA). A <CR> inside such a line is content
+ * byte for byte (D_CR keeps it), so only the line ends need looking at.
+ */
 static size_t data_crlf_run(const SMTPD_DATA *d, const char *buf, size_t len)
 {
     const char *p = buf, *end = buf + len;
@@ -84,7 +87,7 @@ static size_t data_crlf_run(const SMTPD_DATA *d, const char *buf, size_t len)
     while (p < end) {
 	const char *nl = memchr(p, '\n', (size_t) (end - p));
 
-	if (nl == NULL || nl == p || nl[-1] != '\r' || memchr(p, '\r', (size_t) (nl - 1 - p)))
+	if (nl == NULL || nl == p || nl[-1] != '\r')
 	    break;
 	p = nl + 1;
 	if (p < end && *p == '.' && !d->bdat)
