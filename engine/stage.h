@@ -78,6 +78,10 @@ void   stage_wakeup(STAGE *stage);	/* run the idle hook soon */
 const char *stage_name(STAGE *stage);
 void   stage_stats(STAGE *stage, STAGE_STATS *stats);
 
+/* Scheduling of a pipeline I/O or queue thread (smtpd, smtp, journal):
+ * SCHED_BATCH; call on the thread itself. */
+void   stage_thread_sched(void);
+
 /* Every stage created, for the control socket's "stats" request. */
 size_t stage_all(STAGE **stages, size_t max);
 

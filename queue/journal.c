@@ -18,7 +18,6 @@
  * is a warning (once until it works again).
  */
 #include "config.h"
-#include <sched.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +32,7 @@
 #include "engine/mem.h"
 #include "engine/msg.h"
 #include "engine/param.h"
+#include "engine/stage.h"
 #include "engine/timeutil.h"
 #include "queue/crc32c.h"
 #include "queue/journal_impl.h"
@@ -636,12 +636,7 @@ static void *journal_writer_main(void *arg)
     bool    worked = false;		/* since the last sleep: nap first */
 
     (void) pthread_setname_np(pthread_self(), "journal");
-    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
-    {
-	struct sched_param sp = {0};
-
-	(void) sched_setscheduler(0, SCHED_BATCH, &sp);
-    }
+    stage_thread_sched();
     journal_compact_step(j);
     for (;;) {
 	struct __cds_wfcq_head bh;

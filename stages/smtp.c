@@ -45,7 +45,6 @@
  *   epoll) as warnings, with the request deferred.
  */
 #include "config.h"
-#include <sched.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +64,7 @@
 #include "engine/mem.h"
 #include "engine/msg.h"
 #include "engine/param.h"
+#include "engine/stage.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
 #include "stages/smtp.h"
@@ -1325,15 +1325,13 @@ static void *smtp_thread_main(void *arg)
 {
     SMTP_THREAD *th = arg;
     struct epoll_event evs[64];
-    struct sched_param sp = {0};
     char    name[16];
 
     msg_service_set(th->agent->cfg.service);
     /* "smtp", "relay", "lmtp": roles for top -H, perf and /proc. */
     snprintf(name, sizeof(name), "%s", th->agent->cfg.service);
     (void) pthread_setname_np(pthread_self(), name);
-    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
-    (void) sched_setscheduler(0, SCHED_BATCH, &sp);
+    stage_thread_sched();
     for (;;) {
 	int     timeout = -1;
 	int     n;
