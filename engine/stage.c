@@ -254,15 +254,33 @@ size_t stage_all(STAGE **stages, size_t max)
  * SCHED_BATCH (throughput over wake-up latency): a woken SCHED_BATCH thread
  * does not preempt the running one, so the pipeline's threads stop trading
  * the CPU at every hand-off and each runs its queue down first (measured: 3
- * instead of 8-10 context switches per message, a quarter less CPU). Tried
- * and dropped (2026-11-25, bench/RESULTS.md): SCHED_OTHER, with the default
- * or a 100 us slice, for all these threads or the journal writer alone: more
- * CPU and context switches per message, no better rate. No privilege
- * needed; failure only costs speed.
+ * instead of 8-10 context switches per message, a quarter less CPU).
+ *
+ * Except a thread everybody waits on (latency: the journal writer, whose
+ * sync gates every 250): a woken SCHED_BATCH thread also waits for any
+ * other process's slice to end, so one CPU-bound neighbour made each
+ * session wait for whole ticks (with a busy neighbour 1 770 msg/s against
+ * 2 990 for SCHED_OTHER with a 100 us slice; on a quiet machine the rate
+ * was the same). A short slice (sched_attr.sched_runtime, Linux 6.12 and
+ * later; ignored before) lets it preempt when it wakes. All threads
+ * SCHED_OTHER was worse: more CPU and context switches per message.
+ * No privilege needed; failure only costs speed.
  */
-void    stage_thread_sched(void)
+void    stage_thread_sched(bool latency)
 {
     struct sched_param sp = {0};
 
+    if (latency) {
+	struct {			/* struct sched_attr (sched_setattr(2)) */
+	    uint32_t size, policy;
+	    uint64_t flags;
+	    int32_t nice;
+	    uint32_t priority;
+	    uint64_t runtime, deadline, period;
+	}       attr = {.size = 48,.policy = SCHED_OTHER,.runtime = 100 * 1000};
+
+	(void) syscall(SYS_sched_setattr, 0, &attr, 0);
+	return;
+    }
     (void) sched_setscheduler(0, SCHED_BATCH, &sp);
 }

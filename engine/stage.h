@@ -78,9 +78,10 @@ void   stage_wakeup(STAGE *stage);	/* run the idle hook soon */
 const char *stage_name(STAGE *stage);
 void   stage_stats(STAGE *stage, STAGE_STATS *stats);
 
-/* Scheduling of a pipeline I/O or queue thread (smtpd, smtp, journal):
- * SCHED_BATCH; call on the thread itself. */
-void   stage_thread_sched(void);
+/* Scheduling of a pipeline I/O or queue thread (smtpd, smtp, journal),
+ * called on the thread itself: SCHED_BATCH, or with latency (a thread that
+ * every acceptance waits on) SCHED_OTHER with a short slice. */
+void   stage_thread_sched(bool latency);
 
 /* Every stage created, for the control socket's "stats" request. */
 size_t stage_all(STAGE **stages, size_t max);

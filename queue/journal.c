@@ -636,7 +636,7 @@ static void *journal_writer_main(void *arg)
     bool    worked = false;		/* since the last sleep: nap first */
 
     (void) pthread_setname_np(pthread_self(), "journal");
-    stage_thread_sched();
+    stage_thread_sched(true);
     journal_compact_step(j);
     for (;;) {
 	struct __cds_wfcq_head bh;

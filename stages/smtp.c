@@ -1331,7 +1331,7 @@ static void *smtp_thread_main(void *arg)
     /* "smtp", "relay", "lmtp": roles for top -H, perf and /proc. */
     snprintf(name, sizeof(name), "%s", th->agent->cfg.service);
     (void) pthread_setname_np(pthread_self(), name);
-    stage_thread_sched();
+    stage_thread_sched(false);
     for (;;) {
 	int     timeout = -1;
 	int     n;

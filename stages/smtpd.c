@@ -922,7 +922,7 @@ static void *smtpd_thread_main(void *arg)
 
     msg_service_set("smtpd");
     (void) pthread_setname_np(pthread_self(), "smtpd");
-    stage_thread_sched();
+    stage_thread_sched(false);
     for (;;) {
 	int     n = epoll_wait(t->epfd, evs, SMTPD_EVENTS, thread_timeout_ms(t));
 
