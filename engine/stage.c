@@ -284,3 +284,42 @@ void    stage_thread_sched(bool latency)
     }
     (void) sched_setscheduler(0, SCHED_BATCH, &sp);
 }
+
+#define STAGE_DEFER_MAX	8
+
+static __thread struct {
+    bool    on;
+    int     n;
+    struct {
+	void    (*fn) (void *);
+	void   *arg;
+    }       v[STAGE_DEFER_MAX];
+} stage_deferred;
+
+void    stage_defer_begin(void)
+{
+    stage_deferred.on = true;
+}
+
+bool    stage_defer(void (*fn)(void *), void *arg)
+{
+    if (!stage_deferred.on)
+	return false;
+    for (int i = 0; i < stage_deferred.n; i++)
+	if (stage_deferred.v[i].fn == fn && stage_deferred.v[i].arg == arg)
+	    return true;
+    if (stage_deferred.n == STAGE_DEFER_MAX)
+	return false;
+    stage_deferred.v[stage_deferred.n].fn = fn;
+    stage_deferred.v[stage_deferred.n].arg = arg;
+    stage_deferred.n++;
+    return true;
+}
+
+void    stage_defer_end(void)
+{
+    stage_deferred.on = false;
+    for (int i = 0; i < stage_deferred.n; i++)
+	stage_deferred.v[i].fn(stage_deferred.v[i].arg);
+    stage_deferred.n = 0;
+}

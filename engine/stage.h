@@ -83,6 +83,18 @@ void   stage_stats(STAGE *stage, STAGE_STATS *stats);
  * every acceptance waits on) SCHED_OTHER with a short slice. */
 void   stage_thread_sched(bool latency);
 
+/*
+ * Deferred wake-ups, for group commit across sessions: between
+ * stage_defer_begin() and stage_defer_end() on one thread (an I/O thread's
+ * turn over one epoll batch), stage_defer() keeps a wake-up for the end
+ * instead of making it now, once per distinct (fn, arg); it returns false
+ * (wake now) outside such a turn or when its few slots are full. The turn
+ * must not block waiting on what it deferred.
+ */
+void   stage_defer_begin(void);
+bool   stage_defer(void (*fn)(void *), void *arg);
+void   stage_defer_end(void);
+
 /* Every stage created, for the control socket's "stats" request. */
 size_t stage_all(STAGE **stages, size_t max);
 

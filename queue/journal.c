@@ -364,6 +364,12 @@ static void journal_wake(JOURNAL *j, bool lazy)
     }
 }
 
+/* A wake-up an I/O thread deferred to the end of its turn (stage_defer). */
+static void journal_wake_deferred(void *arg)
+{
+    journal_wake((JOURNAL *) arg, false);
+}
+
 static void journal_enqueue(JOURNAL *j, JREQ *r, JOURNAL_DONE_FN done, void *ctx)
 {
     if (!j->recovered || j->rdonly || __atomic_load_n(&j->stop, __ATOMIC_RELAXED))
@@ -385,7 +391,14 @@ static void journal_enqueue(JOURNAL *j, JREQ *r, JOURNAL_DONE_FN done, void *ctx
 
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     cds_wfcq_enqueue(&j->qhead, &j->qtail, &r->node);
-    journal_wake(j, lazy);
+    /*
+     * Group commit across sessions: an smtpd thread wakes the writer once
+     * at the end of its epoll batch, so the messages that batch completed
+     * share one write and one sync (and a writer that preempts on wake-up
+     * does not take them one by one).
+     */
+    if (lazy || !stage_defer(journal_wake_deferred, j))
+	journal_wake(j, lazy);
 }
 
 void    journal_append_message(JOURNAL *j, const MESSAGE *m, JOURNAL_DONE_FN done, void *ctx)

@@ -928,6 +928,8 @@ static void *smtpd_thread_main(void *arg)
 
 	if (n < 0 && errno != EINTR)
 	    msg_fatal("epoll_wait: %m");
+	/* The journal is woken once, after the whole batch (group commit). */
+	stage_defer_begin();
 	for (int i = 0; i < n; i++) {
 	    int     kind = *(int *) evs[i].data.ptr;
 
@@ -963,6 +965,7 @@ static void *smtpd_thread_main(void *arg)
 	}
 	thread_timers(t);
 	thread_free_dead(t);
+	stage_defer_end();
 	if (t->stopping && !stopped) {
 	    thread_stop_sessions(t);
 	    stopped = true;
