@@ -21,6 +21,11 @@ seconds of the relay (all its processes, reaped children included), of
 smtp-source and of smtp-sink are recorded per run, so one can see that the
 sink is not the bottleneck and what a message costs each relay.
 
+A/B: `-b OTHER_BUILD` adds target sluice2 (again for sluice3, ...), run
+interleaved with the others, e.g. `-t ceiling,sluice,sluice2 -b ../before`;
+for Sluice targets the engine's context switches per message are printed
+too (with CPU per message, the figures that other load disturbs least).
+
 Run as root (Postfix's master needs it), from the build directory or with
 SLUICE_BUILDDIR set:  /usr/bin/python3 $SRCDIR/bench/e2e.py [options]
 Everything listens on 127.0.0.1; state lives in a temp dir under /var/tmp
@@ -118,16 +123,19 @@ def read_pid(path):
 class Sluice:
     name = "sluice"
 
-    def __init__(self, root, port, sink_port):
-        self.dir = os.path.join(root, "sluice")
+    def __init__(self, root, port, sink_port, build=None, name="sluice"):
+        build = build or BUILD
+        self.build = build
+        self.name = name
+        self.dir = os.path.join(root, name)
         self.etc = os.path.join(self.dir, "etc")
         self.spool = os.path.join(self.dir, "spool")
         self.port = port
         os.makedirs(self.etc)
         main = {
             "queue_directory": self.spool,
-            "daemon_directory": os.path.join(BUILD, "engine"),
-            "command_directory": os.path.join(BUILD, "cli"),
+            "daemon_directory": os.path.join(build, "engine"),
+            "command_directory": os.path.join(build, "cli"),
             "maillog_file": os.path.join(self.dir, "maillog"),
             "mail_owner": "root",
             "inet_interfaces": "127.0.0.1",
@@ -150,8 +158,8 @@ class Sluice:
                     "error unix - - n - - error\n"
                     "retry unix - - n - - error\n"
                     "discard unix - - n - - discard\n")
-        self.cmd_start = [os.path.join(BUILD, "cli", "postfix"), "-c", self.etc, "start"]
-        self.cmd_stop = [os.path.join(BUILD, "cli", "postfix"), "-c", self.etc, "stop"]
+        self.cmd_start = [os.path.join(build, "cli", "postfix"), "-c", self.etc, "start"]
+        self.cmd_stop = [os.path.join(build, "cli", "postfix"), "-c", self.etc, "stop"]
         self.running = False
 
     def start(self):
@@ -175,6 +183,20 @@ class Sluice:
                 if s and s[0] == mp:
                     return int(d)
         return 0
+
+    def switches(self):
+        """Context switches of the engine's threads so far (robust to noise)."""
+        total = 0
+        task = "/proc/%d/task" % self.engine_pid()
+        for t in os.listdir(task) if os.path.isdir(task) else []:
+            try:
+                with open(os.path.join(task, t, "status")) as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
 
 
 class Postfix:
@@ -276,6 +298,7 @@ def run_once(target_port, sink_port, flags, n, relay, timeout, verbose=False):
     try:
         wait_port(sink_port)
         relay_cpu0 = relay.cpu() if relay else 0.0
+        cs0 = relay.switches() if isinstance(relay, Sluice) else 0
         t0 = time.monotonic()
         src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         src_end = sink_end = None
@@ -298,10 +321,11 @@ def run_once(target_port, sink_port, flags, n, relay, timeout, verbose=False):
         if src.returncode != 0 and relay is not None:
             raise RuntimeError("smtp-source failed: %s" % src.stderr.read().decode()[-500:])
         relay_cpu = (relay.cpu() - relay_cpu0) if relay else 0.0
+        cs = (relay.switches() - cs0) if isinstance(relay, Sluice) else 0
         wall = sink_end - t0
         return {
             "rate": n / wall, "wall": wall, "accept_wall": src_end - t0,
-            "relay_cpu": relay_cpu,
+            "relay_cpu": relay_cpu, "cs": cs,
             "src_cpu": src_ru.ru_utime + src_ru.ru_stime,
             "sink_cpu": sink_ru.ru_utime + sink_ru.ru_stime,
         }
@@ -326,7 +350,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-r", "--reps", type=int, default=3)
     ap.add_argument("-s", "--scenarios", default=",".join(SCENARIOS))
-    ap.add_argument("-t", "--targets", default="ceiling,sluice,postfix")
+    ap.add_argument("-t", "--targets", default="ceiling,sluice,postfix",
+                    help="also sluice2, sluice3, ... for the builds given with -b")
+    ap.add_argument("-b", "--build", action="append", default=[],
+                    help="another Sluice build directory to compare (A/B): target sluice2, ...")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every N")
     ap.add_argument("--timeout", type=int, default=120, help="per run, seconds")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -343,6 +370,16 @@ def main():
     relays = {}
     if "sluice" in targets:
         relays["sluice"] = Sluice(root, free_port(), sink_ports["sluice"])
+    for t in targets:
+        if t.startswith("sluice") and t != "sluice" and t[6:].isdigit() \
+                and int(t[6:]) - 2 >= len(args.build):
+            sys.exit("bench/e2e.py: target %s needs a build directory (-b)" % t)
+    for i, build in enumerate(args.build):
+        name = "sluice%d" % (i + 2)
+        if name not in targets:
+            targets.append(name)
+            sink_ports[name] = free_port()
+        relays[name] = Sluice(root, free_port(), sink_ports[name], build, name)
     if "postfix" in targets:
         relays["postfix"] = Postfix(root, free_port(), sink_ports["postfix"])
 
@@ -381,10 +418,11 @@ def main():
                 results.setdefault((scen, t), []).append(r)
                 print("%-5s %-8s rep %d: %8.0f msg/s  N=%-6d wall %6.2fs  accept %6.2fs  "
                       "relay cpu %6.2fs (%.3f ms/msg)  source cpu %5.2fs  sink cpu %5.2fs  "
-                      "load %.1f"
+                      "load %.1f%s"
                       % (scen, t, rep + 1, r["rate"], n, r["wall"], r["accept_wall"],
                          r["relay_cpu"], 1000 * r["relay_cpu"] / n, r["src_cpu"], r["sink_cpu"],
-                         load), flush=True)
+                         load, "  cs/msg %.2f" % (r["cs"] / n) if t.startswith("sluice") else ""),
+                      flush=True)
     print("# total %.0fs" % (time.monotonic() - t_all))
     print()
     print("| scenario | ceiling msg/s | Sluice msg/s | Postfix msg/s | Sluice/Postfix | "
@@ -410,6 +448,22 @@ def main():
             ratio("sluice", "postfix"), pct("sluice", "ceiling"), pct("postfix", "ceiling"),
             "%.3f" % cpu_ms["sluice"] if "sluice" in cpu_ms else "-",
             "%.3f" % cpu_ms["postfix"] if "postfix" in cpu_ms else "-"))
+    extra = [t for t in targets if t.startswith("sluice")]
+    if len(extra) > 1:
+        print()
+        print("| scenario | target | build | msg/s | /ceiling | CPU ms/msg | context switches/msg |")
+        print("|---|---|---|---|---|---|---|")
+        for scen in args.scenarios.split(","):
+            ceil = ([statistics.median(r["rate"] for r in results[(scen, "ceiling")])]
+                    if "ceiling" in targets else [])
+            for t in extra:
+                rs = results[(scen, t)]
+                rate = statistics.median(r["rate"] for r in rs)
+                print("| %s | %s | %s | %s | %s | %.3f | %.2f |" % (
+                    scen, t, relays[t].build, fmt(rate),
+                    "%.0f %%" % (100 * rate / ceil[0]) if ceil else "-",
+                    statistics.median(1000 * r["relay_cpu"] / r["n"] for r in rs),
+                    statistics.median(r["cs"] / r["n"] for r in rs)))
 
 
 if __name__ == "__main__":
