@@ -9,7 +9,6 @@
  * them, and only then the journal closes.
  */
 #include "config.h"
-#include <sched.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +18,7 @@
 #include "engine/ctl.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/stage.h"
 #include "engine/timeutil.h"
 #include "queue/journal.h"
 #include "queue/queue_ctl.h"
@@ -322,12 +322,7 @@ static void *qs_thread(void *arg)
 {
     msg_service_set("qmgr");
     (void) pthread_setname_np(pthread_self(), "qmgr");
-    /* SCHED_BATCH like the pipeline's other threads (see smtpd.c). */
-    {
-	struct sched_param sp = {0};
-
-	(void) sched_setscheduler(0, SCHED_BATCH, &sp);
-    }
+    stage_thread_sched(false);		/* like the pipeline's other threads */
     while (!__atomic_load_n(&qs_stopping, __ATOMIC_ACQUIRE)) {
 	int64_t when = qmgr_run(qs_qmgr);
 
