@@ -510,10 +510,13 @@ static void qs_reload(void)
     if (qs_routing_update(&why) < 0)
 	msg_warn("reload: trivial-rewrite: %s; queued mail keeps its routes", STR_DATA(&why));
     str_release(&why);
-    /* Per-transport limits, rates and delivery slots. */
+    /* New delivery agents, then qmgr's per-transport settings (limits,
+     * rates, delivery slots, and which agent), then the old agents go. */
+    delivery_agents_reload();
     memset(&ctl, 0, sizeof(ctl));
     ctl.op = QMGR_CTL_RECONFIGURE;
     queue_service_control(&ctl);
+    delivery_agents_retire();
 }
 
 const ENGINE_COMPONENT queue_component = {"queue", qs_start, qs_stop, qs_reload};

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,17 +34,27 @@ typedef struct AGENT {
 #define AGENT_MAX	64
 #define AGENT_SMTP_THREADS 2
 
-static AGENT agents[AGENT_MAX];
-static size_t agent_count;
+/* One configuration's agents. A reload builds a new set; the old one
+ * finishes what it was handed on a thread of its own, then goes. */
+typedef struct AGENT_SET {
+    AGENT   v[AGENT_MAX];
+    size_t  count;
+    pthread_t reaper;			/* retired sets: the thread freeing it */
+    struct AGENT_SET *next_retired;
+} AGENT_SET;
+
+static AGENT_SET *agents_current;	/* atomic pointer */
+static AGENT_SET *agents_pending;	/* replaced, qmgr may still use it */
+static AGENT_SET *agents_retired;	/* being freed by their reapers */
 static int agents_quiescing;
 
 const char delivery_agents_shutdown_reason[] = "mail system is shutting down";
 
-static const AGENT *agent_find(const char *service)
+static const AGENT *agent_find(const AGENT_SET *set, const char *service)
 {
-    for (size_t i = 0; i < agent_count; i++)
-	if (strcmp(agents[i].service, service) == 0)
-	    return &agents[i];
+    for (size_t i = 0; set && i < set->count; i++)
+	if (strcmp(set->v[i].service, service) == 0)
+	    return &set->v[i];
     return NULL;
 }
 
@@ -114,16 +126,17 @@ static void agent_dispatch(void *ctx, DELIVERY_REQUEST *req)
 	agent_local_outcome(a, req);
 }
 
-int delivery_agents_start(STR *why)
+/* The agents master.cf and main.cf set up now. */
+static AGENT_SET *agent_set_create(void)
 {
     const MASTERCF *cf = config_mastercf(config_current());
+    AGENT_SET *set = MEM_NEW(AGENT_SET);
 
-    agents_quiescing = 0;
-    for (size_t i = 0; cf && i < cf->count && agent_count < AGENT_MAX; i++) {
+    for (size_t i = 0; cf && i < cf->count && set->count < AGENT_MAX; i++) {
 	const MASTERCF_SERVICE *svc = cf->svc + i;
-	AGENT  *a = &agents[agent_count];
+	AGENT  *a = &set->v[set->count];
 
-	if (strcmp(svc->type, "unix") != 0 || agent_find(svc->name))
+	if (strcmp(svc->type, "unix") != 0 || agent_find(set, svc->name))
 	    continue;
 	if (strcmp(svc->command, "smtp") == 0 || strcmp(svc->command, "lmtp") == 0) {
 	    SMTP_CONFIG scfg;
@@ -167,15 +180,70 @@ int delivery_agents_start(STR *why)
 	    continue;
 	}
 	a->service = mem_strdup(svc->name);
-	agent_count++;
+	set->count++;
     }
+    return set;
+}
+
+/* Waits for what the agents were handed (their destroy functions do). */
+static void agent_set_free(AGENT_SET *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+	AGENT  *a = &set->v[i];
+
+	if (a->smtp)
+	    smtp_agent_destroy(a->smtp);
+	local_agent_destroy(a->local);
+	virtual_agent_destroy(a->virtual_);
+	pipe_agent_destroy(a->pipe);
+	mem_free(a->service);
+    }
+    mem_free(set);
+}
+
+int delivery_agents_start(STR *why)
+{
+    agents_quiescing = 0;
+    __atomic_store_n(&agents_current, agent_set_create(), __ATOMIC_RELEASE);
     (void) why;
     return 0;
 }
 
+void delivery_agents_reload(void)
+{
+    if (agents_pending)				/* two reloads, no retire between */
+	delivery_agents_retire();
+    agents_pending = agents_current;
+    __atomic_store_n(&agents_current, agent_set_create(), __ATOMIC_RELEASE);
+}
+
+static void *agent_reaper(void *arg)
+{
+    agent_set_free(arg);
+    return NULL;
+}
+
+void delivery_agents_retire(void)
+{
+    AGENT_SET *set = agents_pending;
+    int     err;
+
+    if (set == NULL)
+	return;
+    agents_pending = NULL;
+    if ((err = pthread_create(&set->reaper, NULL, agent_reaper, set)) != 0) {
+	msg_warn("reload: cannot start a thread to retire the old delivery agents: %s; "
+		 "waiting for them here", strerror(err));
+	agent_set_free(set);
+	return;
+    }
+    set->next_retired = agents_retired;
+    agents_retired = set;
+}
+
 void delivery_agents_setup(const char *transport, QMGR_TRANSPORT_CONFIG *tc)
 {
-    const AGENT *a = agent_find(transport);
+    const AGENT *a = agent_find(__atomic_load_n(&agents_current, __ATOMIC_ACQUIRE), transport);
 
     tc->dispatch = a ? agent_dispatch : NULL;
     tc->agent_ctx = (void *) a;
@@ -191,14 +259,14 @@ void delivery_agents_quiesce(void)
 
 void delivery_agents_stop(void)
 {
-    for (size_t i = 0; i < agent_count; i++) {
-	if (agents[i].smtp)
-	    smtp_agent_destroy(agents[i].smtp);
-	local_agent_destroy(agents[i].local);
-	virtual_agent_destroy(agents[i].virtual_);
-	pipe_agent_destroy(agents[i].pipe);
-	mem_free(agents[i].service);
+    delivery_agents_retire();
+    while (agents_retired) {
+	AGENT_SET *set = agents_retired;
+
+	agents_retired = set->next_retired;
+	pthread_join(set->reaper, NULL);
     }
-    memset(agents, 0, sizeof(agents));
-    agent_count = 0;
+    if (agents_current)
+	agent_set_free(agents_current);
+    agents_current = NULL;
 }

@@ -9,8 +9,15 @@
  * agent is left without a dispatch function: qmgr defers its mail with
  * "mail transport unavailable".
  *
- * Threading: start/stop on the engine's main thread; setup on the qmgr
- * thread; the dispatch functions on the qmgr thread.
+ * postfix reload: delivery_agents_reload() builds a new set of agents from
+ * the reloaded configuration (smtp_* and lmtp_* settings, TLS, local,
+ * virtual and pipe settings, master.cf -o); qmgr then asks
+ * delivery_agents_setup() again for every transport, and
+ * delivery_agents_retire() lets the old set finish what it was handed on
+ * a thread of its own before it is freed.
+ *
+ * Threading: start/reload/retire/stop on the engine's main thread; setup on
+ * the qmgr thread; the dispatch functions on the qmgr thread.
  */
 #ifndef SLUICE_DELIVERY_AGENTS_H
 #define SLUICE_DELIVERY_AGENTS_H
@@ -24,6 +31,10 @@ void delivery_agents_setup(const char *transport, QMGR_TRANSPORT_CONFIG *tc);
 /* From now on requests are handed back at once, deferred and not logged:
  * the engine is stopping and the journal keeps them pending. */
 void delivery_agents_quiesce(void);
+/* Reload: a new set for the transports that qmgr sets up from now on. */
+void delivery_agents_reload(void);
+/* After qmgr has set its transports up again: the old set goes. */
+void delivery_agents_retire(void);
 /* Waits until every request handed to an agent is done, then frees them. */
 void delivery_agents_stop(void);
 /* The reason given to requests handed back by a quiescing engine. */

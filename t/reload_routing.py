@@ -6,7 +6,8 @@ relayhost points at a port where nothing listens: m1 is deferred. Then
 `postconf -e relayhost=<sink>` and `postfix reload`: new mail (m2) goes to
 the sink, and after `postqueue -f` so does m1. A header_checks
 rule added by reload applies to the next message; a rate limit removed
-by reload lets the mail it held back go. A reload with a
+by reload lets the mail it held back go; a new smtp_helo_name reaches
+the sink's EHLO. A reload with a
 transport_maps table that cannot be opened keeps the old settings and
 says so.
 """
@@ -44,8 +45,20 @@ def reload(inst):
     return r
 
 
+class EhloHandler(Handler):
+    """Also records the EHLO names the client used."""
+
+    def __init__(self):
+        super().__init__()
+        self.helos = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.helos.append(hostname)
+        return await super().handle_EHLO(server, session, envelope, hostname, responses)
+
+
 dead = free_port()
-sink = Handler()
+sink = EhloHandler()
 with Server(sink) as srv, Instance(main={
         "relayhost": "[127.0.0.1]:%d" % dead,
         "transport_retry_time": "3600s",
@@ -118,6 +131,15 @@ with Server(sink) as srv, Instance(main={
     except TimeoutError:
         pass
     tap.ok(all_sent(), "the rate limit removed by a reload: the other two go at once")
+
+    # The delivery agents: a new smtp_helo_name after the reload.
+    inst.cmd("postconf", "-e", "smtp_helo_name=reloaded.helo.test", check=True)
+    reload(inst)
+    send(inst.port, "five@example.com", "m5")
+    tap.ok(inst.wait_log(r"to=<five@example\.com>, relay=127\.0\.0\.1.*status=sent"),
+           "m5 delivered after the agents' reload")
+    tap.eq(sink.helos[-1] if sink.helos else None, "reloaded.helo.test",
+           "smtp_helo_name from the reload (the new agent's EHLO)")
 
     # A table that cannot be opened: the old settings stay.
     inst.cmd("postconf", "-e", "transport_maps=hash:%s/no-such-table" % inst.etc, check=True)
