@@ -33,8 +33,9 @@ static QMGR *qs_qmgr;
 /*
  * Routing for activation (qs_activate): the trivial-rewrite of the current
  * configuration, replaced on reload. Older ones stay until the queue
- * stops (the qmgr thread may still hold one). qs_route_gen counts them;
- * a message resolved under an older one is resolved again.
+ * stops (the qmgr thread may still hold one). gen counts them; a message
+ * resolved under an older one (or recovered: route_gen 0) is resolved
+ * again when it is activated.
  */
 typedef struct QS_ROUTING {
     REWRITE *rw;
