@@ -411,14 +411,44 @@ static void rs_stop(void)
     rs_routing = NULL;
 }
 
+/* Is an "inet ... smtpd" service of that view ("name/inet") in master.cf? */
+static const MASTERCF_SERVICE *rs_service(const MASTERCF *mcf, const char *view)
+{
+    size_t  len = strlen(view) - strlen("/inet");
+
+    for (size_t i = 0; mcf && i < mcf->count; i++)
+	if (strcmp(mcf->svc[i].type, "inet") == 0 && strcmp(mcf->svc[i].command, "smtpd") == 0
+	    && strlen(mcf->svc[i].name) == len && strncmp(mcf->svc[i].name, view, len) == 0)
+	    return &mcf->svc[i];
+    return NULL;
+}
+
 static void rs_reload(void)
 {
-    STR     why = STR_INIT;
+    const MASTERCF *mcf = config_mastercf(config_current());
+    STR     why = STR_INIT, view = STR_INIT;
 
     if (rs_routing_update(&why) < 0)
 	msg_warn("reload: cleanup: %s; keeping the old settings", STR_DATA(&why));
-    /* smtpd: new clients get the reloaded settings (restrictions, limits,
-     * banner, TLS); listeners stay as they are until a restart. */
+
+    /* smtpd services gone from master.cf stop (their sessions end). */
+    for (size_t i = 0; i < rs_nsmtpd;) {
+	if (rs_service(mcf, rs_smtpd_view[i])) {
+	    i++;
+	    continue;
+	}
+	msg_info("reload: smtpd service %s removed", rs_smtpd_view[i]);
+	smtpd_stop(rs_smtpd[i]);
+	smtpd_config_free(rs_smtpd_cfg[i]);
+	mem_free(rs_smtpd_view[i]);
+	rs_nsmtpd--;
+	rs_smtpd[i] = rs_smtpd[rs_nsmtpd];
+	rs_smtpd_cfg[i] = rs_smtpd_cfg[rs_nsmtpd];
+	rs_smtpd_view[i] = rs_smtpd_view[rs_nsmtpd];
+    }
+
+    /* The others: new clients get the reloaded settings (restrictions,
+     * limits, banner, TLS). Addresses and thread counts stay. */
     for (size_t i = 0; i < rs_nsmtpd; i++) {
 	SMTPD_CONFIG *cfg;
 
@@ -434,6 +464,27 @@ static void rs_reload(void)
 	rs_smtpd_cfg[i] = cfg;
 	smtpd_set_config(rs_smtpd[i], cfg);
     }
+
+    /* New smtpd services in master.cf start. */
+    for (size_t k = 0; mcf && k < mcf->count; k++) {
+	const MASTERCF_SERVICE *svc = &mcf->svc[k];
+	bool    running = false;
+
+	if (strcmp(svc->type, "inet") != 0 || strcmp(svc->command, "smtpd") != 0)
+	    continue;
+	str_printf(&view, "%s/inet", svc->name);
+	for (size_t i = 0; i < rs_nsmtpd && !running; i++)
+	    running = strcmp(rs_smtpd_view[i], STR_DATA(&view)) == 0;
+	str_reset(&view);
+	if (running)
+	    continue;
+	str_reset(&why);
+	if (rs_start_smtpd(svc, &why) < 0)
+	    msg_warn("reload: %s", STR_DATA(&why));
+	else
+	    msg_info("reload: smtpd service %s/inet started", svc->name);
+    }
+    str_release(&view);
     str_release(&why);
 }
 

@@ -7,7 +7,8 @@ relayhost points at a port where nothing listens: m1 is deferred. Then
 the sink, and after `postqueue -f` so does m1. A header_checks
 rule added by reload applies to the next message; a rate limit removed
 by reload lets the mail it held back go; a new smtp_helo_name reaches
-the sink's EHLO. A reload with a
+the sink's EHLO; a smtpd service added to master.cf starts, a removed
+one stops. A reload with a
 transport_maps table that cannot be opened keeps the old settings and
 says so.
 """
@@ -140,6 +141,28 @@ with Server(sink) as srv, Instance(main={
            "m5 delivered after the agents' reload")
     tap.eq(sink.helos[-1] if sink.helos else None, "reloaded.helo.test",
            "smtp_helo_name from the reload (the new agent's EHLO)")
+
+    # master.cf: a new smtpd service starts on reload, a removed one stops.
+    port2 = free_port()
+    mcf = os.path.join(inst.etc, "master.cf")
+    with open(mcf) as f:
+        before = f.read()
+    with open(mcf, "a") as f:
+        f.write("127.0.0.1:%d inet n - n - - smtpd\n" % port2)
+    reload(inst)
+
+    def greets(port):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                return c.noop()[0] == 250
+        except OSError:
+            return False
+    tap.ok(greets(port2), "a smtpd service added to master.cf answers after the reload")
+    with open(mcf, "w") as f:
+        f.write(before)
+    reload(inst)
+    tap.ok(not greets(port2) and greets(inst.port),
+           "removed from master.cf: it stops after the reload, the other one stays")
 
     # A table that cannot be opened: the old settings stay.
     inst.cmd("postconf", "-e", "transport_maps=hash:%s/no-such-table" % inst.etc, check=True)
