@@ -257,6 +257,9 @@ with sink, inst:
                   % (i + 1, kind, eng, mp, time.monotonic() - t_begin, len(acked_now), pending),
                   flush=True)
             if kind == "all":
+                # The pid file's lock goes with the last process that had it.
+                wait_for(lambda: inst.postfix("status").returncode != 0, 30,
+                         "the pid file lock to be released")
                 r = inst.postfix("start")
                 if r.returncode != 0:
                     raise RuntimeError("postfix start after kill: %s" % r.stderr)
