@@ -74,7 +74,7 @@ static void fz_generate(void)
 	    size_t  r = fz_below(t->m->nrcpt);
 	    const char *id = t->m->queue_id;
 
-	    switch (fz_below(9)) {
+	    switch (fz_below(11)) {
 	    case 0: case 1:
 		cr_assert_eq(tj_append_outcome(j, id, r, RCPT_DEFERRED, "451 try later", 1000 + i), 0);
 		t->states[r] |= 1u << RCPT_DEFERRED;
@@ -83,8 +83,9 @@ static void fz_generate(void)
 		cr_assert_eq(tj_append_outcome(j, id, r, RCPT_SENT, NULL, 0), 0);
 		t->states[r] |= 1u << RCPT_SENT;
 		break;
-	    case 3:
-		cr_assert_eq(tj_append_outcome(j, id, r, RCPT_BOUNCED, "550 no", 0), 0);
+	    case 3:			/* half of them owe their notice */
+		cr_assert_eq(tj_append_outcome_flags(j, id, r, RCPT_BOUNCED,
+			       fz_below(2) ? JOURNAL_NOTICE_OWED : 0, "550 no", 0), 0);
 		t->states[r] |= 1u << RCPT_BOUNCED;
 		break;
 	    case 4:
@@ -102,6 +103,12 @@ static void fz_generate(void)
 	    case 7:
 		if (fz_below(4) == 0)
 		    cr_assert_eq(tj_append_control(j, id, JOURNAL_OP_DELETE), 0);
+		break;
+	    case 8:
+		cr_assert_eq(tj_append_noticed(j, id, 1, &r), 0);
+		break;
+	    case 9:
+		cr_assert_eq(tj_append_control(j, id, JOURNAL_OP_WARNED), 0);
 		break;
 	    default:
 		break;
