@@ -62,9 +62,19 @@ void msg_vprintf(enum msg_level level, const char *fmt, va_list ap)
     int saved_errno = errno;
     msg_sink_fn sink = __atomic_load_n(&msg_sink, __ATOMIC_ACQUIRE);
 
-    off = (size_t) snprintf(buf, sizeof(buf), "%s", msg_prefix[level]);
-    errno = saved_errno;			/* for %m */
-    vsnprintf(buf + off, sizeof(buf) - off, fmt, ap);
+    off = strlen(msg_prefix[level]);
+    memcpy(buf, msg_prefix[level], off);
+    if (strcmp(fmt, "%s") == 0) {
+	/* msg_info("%s", line) is common: a copy, not a printf round. */
+	const char *text = va_arg(ap, const char *);
+	size_t  len = strnlen(text, sizeof(buf) - off - 1);
+
+	memcpy(buf + off, text, len);
+	buf[off + len] = 0;
+    } else {
+	errno = saved_errno;			/* for %m */
+	vsnprintf(buf + off, sizeof(buf) - off, fmt, ap);
+    }
     sink(level, msg_service(), buf);
     errno = saved_errno;
 }

@@ -135,9 +135,14 @@ static void proto_reply(SMTPD_PROTO *p, const char *fmt,...)
 {
     va_list ap;
 
-    va_start(ap, fmt);
-    str_vprintf(&p->out, fmt, ap);
-    va_end(ap);
+    /* Most replies are fixed text: no printf round for those. */
+    if (strchr(fmt, '%') == NULL) {
+	str_append(&p->out, fmt, strlen(fmt));
+    } else {
+	va_start(ap, fmt);
+	str_vprintf(&p->out, fmt, ap);
+	va_end(ap);
+    }
     str_append(&p->out, "\r\n", 2);
 }
 
