@@ -67,7 +67,11 @@ void msg_vprintf(enum msg_level level, const char *fmt, va_list ap)
     if (strcmp(fmt, "%s") == 0) {
 	/* msg_info("%s", line) is common: a copy, not a printf round. */
 	const char *text = va_arg(ap, const char *);
-	size_t  len = strnlen(text, sizeof(buf) - off - 1);
+	size_t  len;
+
+	if (text == NULL)
+	    text = "(null)";			/* as glibc's printf shows it */
+	len = strnlen(text, sizeof(buf) - off - 1);
 
 	memcpy(buf + off, text, len);
 	buf[off + len] = 0;
