@@ -6,6 +6,7 @@ libsluice_a_SOURCES += \
 	engine/blob.c engine/blob.h \
 	engine/timeutil.c engine/timeutil.h \
 	engine/fsutil.c engine/fsutil.h \
+	engine/sockaddr.c engine/sockaddr.h \
 	engine/param.c \
 	engine/squeue.c engine/squeue.h \
 	engine/stage.c engine/stage.h \

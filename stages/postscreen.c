@@ -44,6 +44,7 @@
 #include "engine/matchlist.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/sockaddr.h"
 #include "engine/param.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
@@ -714,27 +715,6 @@ static bool psc_cached(POSTSCREEN *ps, const char *addr)
     return ok;
 }
 
-static void psc_peer(const struct sockaddr_storage *ss, char *addr, size_t len, int *port)
-{
-    if (ss->ss_family == AF_INET6) {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) ss;
-
-	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-	    inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], addr, (socklen_t) len);
-	else
-	    inet_ntop(AF_INET6, &s6->sin6_addr, addr, (socklen_t) len);
-	*port = ntohs(s6->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-	const struct sockaddr_in *s4 = (const struct sockaddr_in *) ss;
-
-	inet_ntop(AF_INET, &s4->sin_addr, addr, (socklen_t) len);
-	*port = ntohs(s4->sin_port);
-    } else {
-	snprintf(addr, len, "unknown");
-	*port = 0;
-    }
-}
-
 static void psc_new(POSTSCREEN *ps, int fd, const struct sockaddr_storage *ss)
 {
     PSC_SESS *s = MEM_NEW(PSC_SESS);
@@ -749,10 +729,10 @@ static void psc_new(POSTSCREEN *ps, int fd, const struct sockaddr_storage *ss)
     s->ps = ps;
     s->start_ns = time_mono_ns();
     s->dnsbl.owner = s;
-    psc_peer(ss, s->addr, sizeof(s->addr), &s->port);
+    sockaddr_text(ss, s->addr, sizeof(s->addr), &s->port);
     snprintf(s->addrport, sizeof(s->addrport), "[%s]:%d", s->addr, s->port);
     if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
-	psc_peer(&local, laddr, sizeof(laddr), &lport);
+	sockaddr_text(&local, laddr, sizeof(laddr), &lport);
     ps->nsess++;
     if (epoll_ctl(ps->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 	msg_warn("postscreen: epoll_ctl: %m");
@@ -1045,7 +1025,7 @@ POSTSCREEN *postscreen_start(const POSTSCREEN_OPTS *opts, STR *err)
 	char    a[64];
 
 	if (getsockname(ps->listen_fds[0], (struct sockaddr *) &ss, &len) == 0)
-	    psc_peer(&ss, a, sizeof(a), &ps->port);
+	    sockaddr_text(&ss, a, sizeof(a), &ps->port);
     }
     if (pthread_create(&ps->tid, NULL, psc_thread, ps) != 0) {
 	str_printf(err, "postscreen: pthread_create: %s", strerror(errno));

@@ -29,6 +29,7 @@
 #include "engine/matchlist.h"
 #include "engine/mem.h"
 #include "engine/msg.h"
+#include "engine/sockaddr.h"
 #include "engine/param.h"
 #include "engine/str.h"
 #include "engine/timeutil.h"
@@ -374,22 +375,6 @@ fail:
 
 /* ---- connections ---- */
 
-static void qm_peer(const struct sockaddr_storage *ss, char *addr, size_t len)
-{
-    if (ss->ss_family == AF_INET6) {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) ss;
-
-	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-	    inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], addr, (socklen_t) len);
-	else
-	    inet_ntop(AF_INET6, &s6->sin6_addr, addr, (socklen_t) len);
-    } else if (ss->ss_family == AF_INET) {
-	inet_ntop(AF_INET, &((const struct sockaddr_in *) ss)->sin_addr, addr, (socklen_t) len);
-    } else {
-	snprintf(addr, len, "unknown");
-    }
-}
-
 static void *qm_conn_main(void *arg)
 {
     QMQPD_CONN *c = arg;
@@ -463,7 +448,7 @@ static void qm_accept_one(QMQPD_SERVER *s)
     c = MEM_NEW(QMQPD_CONN);
     c->srv = s;
     c->fd = fd;
-    qm_peer(&ss, c->addr, sizeof(c->addr));
+    sockaddr_text(&ss, c->addr, sizeof(c->addr), NULL);
     snprintf(c->namaddr, sizeof(c->namaddr), "%s[%s]",
 	     strcmp(c->addr, "127.0.0.1") == 0 || strcmp(c->addr, "::1") == 0
 	     ? "localhost" : "unknown", c->addr);

@@ -50,6 +50,7 @@
 #include "engine/str.h"
 #include "engine/timeutil.h"
 #include "engine/privsep.h"
+#include "engine/sockaddr.h"
 #include "engine/stage.h"
 #include "stages/smtpd.h"
 #include "stages/smtpd_proto.h"
@@ -683,27 +684,6 @@ static void smtpd_done_cb(void *ctx, int code, const char *text)
 
 /* ---- accepting ---- */
 
-static void conn_peer_text(const struct sockaddr_storage *ss, char *addr, size_t len, int *port)
-{
-    if (ss->ss_family == AF_INET6) {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) ss;
-
-	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-	    inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], addr, (socklen_t) len);
-	else
-	    inet_ntop(AF_INET6, &s6->sin6_addr, addr, (socklen_t) len);
-	*port = ntohs(s6->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-	const struct sockaddr_in *s4 = (const struct sockaddr_in *) ss;
-
-	inet_ntop(AF_INET, &s4->sin_addr, addr, (socklen_t) len);
-	*port = ntohs(s4->sin_port);
-    } else {
-	snprintf(addr, len, "unknown");
-	*port = 0;
-    }
-}
-
 /* l: the listener that accepted fd, NULL for an adopted socket. */
 static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss,
 		     const LISTENER *l)
@@ -725,11 +705,11 @@ static void conn_new(SMTPD_THREAD *t, int fd, const struct sockaddr_storage *ss,
     /* Two system calls per session saved when the listener tells. */
     if (l == NULL || !l->nodelay)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    conn_peer_text(ss, addr, sizeof(addr), &port);
+    sockaddr_text(ss, addr, sizeof(addr), &port);
     if (l != NULL && l->laddr[0])
 	snprintf(laddr, sizeof(laddr), "%s", l->laddr);
     else if (getsockname(fd, (struct sockaddr *) &local, &llen) == 0)
-	conn_peer_text(&local, laddr, sizeof(laddr), &lport);
+	sockaddr_text(&local, laddr, sizeof(laddr), &lport);
     bool    loopback = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
     SMTPD_PEER peer = {
 	.name = loopback ? "localhost" : "unknown",.addr = addr,.port = port,
@@ -1061,7 +1041,7 @@ static void listener_prepare(LISTENER *l, int *port)
     l->nodelay = setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
     if (getsockname(l->fd, (struct sockaddr *) &ss, &len) != 0)
 	return;
-    conn_peer_text(&ss, a, sizeof(a), &p);
+    sockaddr_text(&ss, a, sizeof(a), &p);
     if (port)
 	*port = p;
     if ((ss.ss_family == AF_INET
