@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -34,6 +35,21 @@ static char *tmpdir_make(void)
 
     cr_assert_not_null(d);
     return mem_strdup(d);
+}
+
+static int tmpdir_unlink(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove(path);
+}
+
+/* The test's directory goes, whatever it holds (tests leave nothing behind). */
+static void tmpdir_remove(char *dir)
+{
+    (void) nftw(dir, tmpdir_unlink, 16, FTW_DEPTH | FTW_PHYS);
+    mem_free(dir);
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -182,7 +198,7 @@ Test(lock, dotlock_contention_and_stale_lock)
     }
     str_release(&path);
     str_release(&lock);
-    mem_free(dir);
+    tmpdir_remove(dir);
 }
 
 Test(lock, fcntl_contention)
@@ -221,7 +237,7 @@ Test(lock, fcntl_contention)
     cr_assert_eq(mailbox_fcntl_lock(fd, &lk), 0, "free after the holder died");
     close(fd);
     str_release(&path);
-    mem_free(dir);
+    tmpdir_remove(dir);
 }
 
 Test(lock, methods)
@@ -266,7 +282,7 @@ Test(mbox, append_refuses_symlink_and_respects_limit)
     cr_assert_eq(st.st_size, 10, "the symlink target is untouched");
     str_release(&path);
     str_release(&link_);
-    mem_free(dir);
+    tmpdir_remove(dir);
 }
 
 Test(maildir, names)
@@ -318,7 +334,7 @@ Test(maildir, deliver_unique_files)
     cr_assert_eq(count_dir(STR_DATA(&sub)), 0);
     str_release(&md);
     str_release(&sub);
-    mem_free(dir);
+    tmpdir_remove(dir);
 }
 
 /* ---- expansion ---- */
