@@ -3,6 +3,8 @@ smtpd stops reading message content (SLOW) and answers MAIL FROM with
 451 4.3.0 (FULL); it resumes when the pressure goes. Driven through the
 harness's pressure hook (-P FILE holds 0, 1 or 2)."""
 import os
+import shutil
+import tempfile
 import socket
 import sys
 import time
@@ -13,11 +15,9 @@ from smtpd_lib import Client, Harness, Tap, wait_for  # noqa: E402
 
 t = Tap()
 h = None
+pdir = tempfile.mkdtemp(prefix="smtpd-pressure-")
 try:
-    h0 = Harness()			# only for a private directory
-    pfile = os.path.join(h0.dir, "pressure")
-    h0.cleanup()
-    os.makedirs(os.path.dirname(pfile), exist_ok=True)
+    pfile = os.path.join(pdir, "pressure")
     with open(pfile, "w") as f:
         f.write("2")
     h = Harness(args=["-P", pfile])
@@ -53,4 +53,5 @@ try:
 finally:
     if h:
         h.cleanup()
+    shutil.rmtree(pdir, ignore_errors=True)
 t.done()
