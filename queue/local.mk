@@ -5,3 +5,9 @@ libsluice_a_SOURCES += \
 noinst_HEADERS += queue/params.def
 libsluice_a_SOURCES += queue/queue_service.c queue/queue_service.h \
 	queue/queue_notice.c queue/queue_notice.h
+
+check_PROGRAMS += t/test_queue_notice
+TESTS += t/test_queue_notice
+t_test_queue_notice_SOURCES = t/test_queue_notice.c
+t_test_queue_notice_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
+t_test_queue_notice_LDADD = $(LDADD) $(CRITERION_LIBS)

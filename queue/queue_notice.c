@@ -42,7 +42,6 @@ typedef struct QN_PARKED {
 } QN_PARKED;
 
 #define QN_BUCKETS	256
-#define QN_DSN_SIZE	10		/* "5.123.456" */
 
 static pthread_mutex_t qn_lock = PTHREAD_MUTEX_INITIALIZER;
 static QN_MSG *qn_table[QN_BUCKETS];
@@ -235,9 +234,7 @@ bool    queue_notice_message_done(MESSAGE *msg)
 
 /* ---- recovery ------------------------------------------------------------ */
 
-/* The enhanced status code in a recorded reason ("... said: 550 5.1.1 ..."),
- * else the class default. */
-static void qn_reason_dsn(const char *reason, const char *dflt, char out[QN_DSN_SIZE])
+void    queue_notice_reason_dsn(const char *reason, const char *dflt, char out[QUEUE_NOTICE_DSN_SIZE])
 {
     for (const char *p = reason ? reason : ""; *p; p++) {
 	size_t  a, b;
@@ -251,10 +248,10 @@ static void qn_reason_dsn(const char *reason, const char *dflt, char out[QN_DSN_
 	b = strspn(p + 3 + a, "0123456789");
 	if (b < 1 || b > 3 || isalnum((unsigned char) p[3 + a + b]) || p[3 + a + b] == '.')
 	    continue;
-	snprintf(out, QN_DSN_SIZE, "%.*s", (int) (3 + a + b), p);
+	snprintf(out, QUEUE_NOTICE_DSN_SIZE, "%.*s", (int) (3 + a + b), p);
 	return;
     }
-    snprintf(out, QN_DSN_SIZE, "%s", dflt);
+    snprintf(out, QUEUE_NOTICE_DSN_SIZE, "%s", dflt);
 }
 
 bool    queue_notice_recovered(MESSAGE *msg, const JOURNAL_RECOVERED *item)
@@ -269,7 +266,7 @@ bool    queue_notice_recovered(MESSAGE *msg, const JOURNAL_RECOVERED *item)
     };
     size_t  nrcpt = msg->nrcpt ? msg->nrcpt : 1;
     QMGR_NOTIFY_RCPT *v = mem_calloc(nrcpt, sizeof(*v));
-    char  (*dsn)[QN_DSN_SIZE] = mem_calloc(nrcpt, QN_DSN_SIZE);
+    char  (*dsn)[QUEUE_NOTICE_DSN_SIZE] = mem_calloc(nrcpt, QUEUE_NOTICE_DSN_SIZE);
     bool    all_final = true;
 
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -278,7 +275,7 @@ bool    queue_notice_recovered(MESSAGE *msg, const JOURNAL_RECOVERED *item)
 	for (size_t i = 0; i < msg->nrcpt; i++) {
 	    if (!item->notice_owed[i] || msg->rcpt[i].state != kinds[k].state)
 		continue;
-	    qn_reason_dsn(item->reason[i], kinds[k].dsn, dsn[n]);
+	    queue_notice_reason_dsn(item->reason[i], kinds[k].dsn, dsn[n]);
 	    v[n].index = i;
 	    v[n].dsn = dsn[n];
 	    v[n].reason = item->reason[i] ? item->reason[i] : "";

@@ -57,6 +57,16 @@ bool    queue_notice_message_done(MESSAGE *msg);
  * caller (false) to be queued for delivery as usual. */
 bool    queue_notice_recovered(MESSAGE *msg, const JOURNAL_RECOVERED *item);
 
+/*
+ * The enhanced status code (RFC 3463, "5.1.1") in a recorded reason, such
+ * as "host h[ip] said: 550 5.1.1 <u@d>: unknown user", else dflt: what a
+ * notice re-issued after a restart reports. A code must stand alone (not
+ * inside a longer run of digits and dots) and have 1-3 digits per part.
+ */
+#define QUEUE_NOTICE_DSN_SIZE	10	/* "5.123.456" */
+void    queue_notice_reason_dsn(const char *reason, const char *dflt,
+				char out[QUEUE_NOTICE_DSN_SIZE]);
+
 /* The queue stops (after the cleanup service): forget what waits. */
 void    queue_notice_stop(void);
 
