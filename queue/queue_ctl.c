@@ -892,32 +892,25 @@ void queue_ctl_metrics(STR *out)
     ctl.list_ctx = out;
     queue_service_control(&ctl);
     n = stage_all(stages, 64);
+    STAGE_STATS st[64];			/* one snapshot per stage, used thrice */
+
+    for (size_t i = 0; i < n; i++)
+	stage_stats(stages[i], &st[i]);
     qc_metric(out, "sluice_stage_events_total", "counter", "Events into and out of each stage");
     for (size_t i = 0; i < n; i++) {
-	STAGE_STATS st;
-
-	stage_stats(stages[i], &st);
-	str_printf(out, "sluice_stage_events_total{stage=\"%s\",dir=\"in\"} %llu\n", st.name,
-		   (unsigned long long) st.events_in);
-	str_printf(out, "sluice_stage_events_total{stage=\"%s\",dir=\"out\"} %llu\n", st.name,
-		   (unsigned long long) st.events_out);
+	str_printf(out, "sluice_stage_events_total{stage=\"%s\",dir=\"in\"} %llu\n", st[i].name,
+		   (unsigned long long) st[i].events_in);
+	str_printf(out, "sluice_stage_events_total{stage=\"%s\",dir=\"out\"} %llu\n", st[i].name,
+		   (unsigned long long) st[i].events_out);
     }
     qc_metric(out, "sluice_stage_queue_depth", "gauge", "Events in a stage not yet finished");
-    for (size_t i = 0; i < n; i++) {
-	STAGE_STATS st;
-
-	stage_stats(stages[i], &st);
-	str_printf(out, "sluice_stage_queue_depth{stage=\"%s\"} %llu\n", st.name,
-		   (unsigned long long) st.inflight);
-    }
+    for (size_t i = 0; i < n; i++)
+	str_printf(out, "sluice_stage_queue_depth{stage=\"%s\"} %llu\n", st[i].name,
+		   (unsigned long long) st[i].inflight);
     qc_metric(out, "sluice_stage_busy_seconds_total", "counter", "Time a stage's threads worked");
-    for (size_t i = 0; i < n; i++) {
-	STAGE_STATS st;
-
-	stage_stats(stages[i], &st);
-	str_printf(out, "sluice_stage_busy_seconds_total{stage=\"%s\"} %.3f\n", st.name,
-		   (double) st.busy_ns / 1e9);
-    }
+    for (size_t i = 0; i < n; i++)
+	str_printf(out, "sluice_stage_busy_seconds_total{stage=\"%s\"} %.3f\n", st[i].name,
+		   (double) st[i].busy_ns / 1e9);
     qc_metric(out, "sluice_journal_records_total", "counter", "Journal records committed");
     str_printf(out, "sluice_journal_records_total %llu\n", (unsigned long long) js.records);
     qc_metric(out, "sluice_journal_syncs_total", "counter", "Journal fdatasync calls");
